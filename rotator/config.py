@@ -1,0 +1,280 @@
+"""The configuration file: pydantic models, loaded from YAML.
+
+Unknown keys are errors (a typo must not silently disable a safety feature), and no field can hold
+a secret value: tokens and secret-ids are named by environment variable or file path.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from rotator import policy
+from rotator.durations import parse_duration
+from rotator.errors import ConfigError
+from rotator.secret import Secret
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+CONFIG_ENV = "ROTATOR_CONFIG"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VonageConfig(_Model):
+    primary_api_key: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    api_url: str = "https://api.nexmo.com"
+    rest_url: str = "https://rest.nexmo.com"
+    timeout: Duration = timedelta(seconds=10)
+    max_calls_per_second: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=20)
+    verify_tls: bool = True
+
+    @field_validator("api_url", "rest_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class TokenAuth(_Model):
+    method: Literal["token"] = "token"
+    token_env: str | None = "VAULT_TOKEN"
+    token_file: Path | None = None
+
+    def token(self) -> Secret:
+        if self.token_file is not None:
+            return Secret(_read_file(self.token_file, "vault.auth.token_file"))
+        return Secret(_read_env(self.token_env or "VAULT_TOKEN", "vault.auth.token_env"))
+
+
+class AppRoleAuth(_Model):
+    method: Literal["approle"]
+    role_id: str = Field(min_length=1)
+    secret_id_env: str | None = "VAULT_SECRET_ID"
+    secret_id_file: Path | None = None
+    mount_point: str = "approle"
+
+    def secret_id(self) -> Secret:
+        if self.secret_id_file is not None:
+            return Secret(_read_file(self.secret_id_file, "vault.auth.secret_id_file"))
+        return Secret(_read_env(self.secret_id_env or "VAULT_SECRET_ID", "vault.auth.secret_id_env"))
+
+
+class KubernetesAuth(_Model):
+    method: Literal["kubernetes"]
+    role: str = Field(min_length=1)
+    jwt_path: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    mount_point: str = "kubernetes"
+
+    def jwt(self) -> Secret:
+        return Secret(_read_file(self.jwt_path, "vault.auth.jwt_path"))
+
+
+class VaultConfig(_Model):
+    url: str = "http://127.0.0.1:8200"
+    auth: Annotated[
+        TokenAuth | AppRoleAuth | KubernetesAuth, Field(discriminator="method")
+    ] = TokenAuth()
+    mount: str = "secret"
+    path_prefix: str = "vonage"
+    state_prefix: str = Field(
+        default="rotator-state",
+        description="where pending and previous secrets live, apart from what applications read",
+    )
+    namespace: str | None = None
+    timeout: Duration = timedelta(seconds=10)
+    verify_tls: bool = True
+    ca_cert: Path | None = None
+
+    @field_validator("path_prefix", "state_prefix", "mount")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value or ".." in value.split("/"):
+            raise ValueError("must be a non-empty path without '..'")
+        return value
+
+    @model_validator(mode="after")
+    def _apart(self) -> VaultConfig:
+        if self.path_prefix == self.state_prefix:
+            raise ValueError("path_prefix and state_prefix must differ")
+        return self
+
+
+class DatabaseConfig(_Model):
+    url: str = "sqlite:///rotator.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+
+class Schedule(_Model):
+    interval: Duration | None = None
+    cron: str | None = None
+    jitter: Duration = timedelta(0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Schedule:
+        if (self.interval is None) == (self.cron is None):
+            raise ValueError("give exactly one of 'interval' or 'cron'")
+        if self.interval is not None and self.interval <= timedelta(0):
+            raise ValueError("interval must be positive")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron)
+            except ValueError as exc:
+                raise ValueError(f"invalid cron expression {self.cron!r}: {exc}") from None
+        return self
+
+
+class RotationConfig(_Model):
+    secret_length: int = policy.DEFAULT_LENGTH
+    verify_timeout: Duration = timedelta(seconds=60)
+    grace_period: Duration = timedelta(0)
+    schedule: Schedule = Schedule(interval=timedelta(days=30), jitter=timedelta(hours=1))
+    on_unidentified: Literal["error", "revoke_older"] = "error"
+    lease_ttl: Duration = timedelta(minutes=5)
+    lock_wait: Duration = timedelta(seconds=0)
+
+    @field_validator("secret_length")
+    @classmethod
+    def _length(cls, value: int) -> int:
+        return policy.check_length(value)
+
+
+class AccountOverride(_Model):
+    api_key: str
+    schedule: Schedule | None = None
+    grace_period: Duration | None = None
+    secret_length: int | None = None
+
+
+class AccountsConfig(_Model):
+    discover_subaccounts: bool = True
+    discovery_interval: Duration = timedelta(hours=1)
+    include: list[str] = ["*"]
+    exclude: list[str] = []
+    overrides: list[AccountOverride] = []
+
+
+class HttpConfig(_Model):
+    listen: str = "127.0.0.1:9464"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464")
+        return value
+
+
+class SmsConfig(_Model):
+    from_: str = Field(default="Rotator", alias="from")
+    to: list[str] = []
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class NotifyConfig(_Model):
+    webhook_url: str | None = None
+    sms: SmsConfig = SmsConfig()
+    dedup_window: Duration = timedelta(hours=1)
+
+
+class LoggingConfig(_Model):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(_Model):
+    vonage: VonageConfig
+    vault: VaultConfig = VaultConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    rotation: RotationConfig = RotationConfig()
+    accounts: AccountsConfig = AccountsConfig()
+    http: HttpConfig = HttpConfig()
+    notify: NotifyConfig = NotifyConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    def override_for(self, api_key: str) -> AccountOverride | None:
+        return next((o for o in self.accounts.overrides if o.api_key == api_key), None)
+
+
+def _read_env(name: str, field: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise ConfigError(f"{field}: environment variable {name} is not set")
+    return value
+
+
+def _read_file(path: Path, field: str) -> str:
+    try:
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{field}: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{field}: {path} is empty")
+    return value
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see config.example.yaml)"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source} is invalid:\n{_describe(exc)}") from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate the config from ``path``, or from ``$ROTATOR_CONFIG``."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV)
+    if not path:
+        raise ConfigError(f"no config file: pass --config or set {CONFIG_ENV}")
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}") from None
+    return parse_config(data, str(path))

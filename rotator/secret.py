@@ -1,0 +1,65 @@
+"""A secret value that cannot leak by accident.
+
+``repr()``, ``str()`` and f-strings show a mask; only ``reveal()`` gives the value, so every place
+that handles the real value is greppable. Every value wrapped is also registered with the log
+redactor (``rotator.logs``), the last line of defence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from typing import Final
+
+MASK: Final = "********"
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def known_values() -> frozenset[str]:
+    """Every secret value this process has wrapped: what the log redactor scrubs."""
+    with _known_lock:
+        return frozenset(_known)
+
+
+class Secret:
+    """An API secret, Vault token or similar, masked everywhere but ``reveal()``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise ValueError("a secret must be a non-empty string")
+        self._value = value
+        if len(value) >= 6:  # shorter strings would make the redactor mangle ordinary words
+            with _known_lock:
+                _known.add(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def fingerprint(self, key: bytes = b"rotator") -> str:
+        """A short HMAC-SHA256 fingerprint: tells two secrets apart without revealing either."""
+        digest = hmac.new(key, self._value.encode(), hashlib.sha256).hexdigest()
+        return f"hmac-sha256:{digest[:16]}"
+
+    def __repr__(self) -> str:
+        return f"Secret('{MASK}')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("Secret values are not picklable")
