@@ -54,7 +54,7 @@ class VonageConfig(_Model):
 
 class TokenAuth(_Model):
     method: Literal["token"] = "token"
-    token_env: str | None = "VAULT_TOKEN"
+    token_env: str | None = "VAULT_TOKEN"  # noqa: S105 - a variable name
     token_file: Path | None = None
 
     def token(self) -> Secret:
@@ -66,14 +66,15 @@ class TokenAuth(_Model):
 class AppRoleAuth(_Model):
     method: Literal["approle"]
     role_id: str = Field(min_length=1)
-    secret_id_env: str | None = "VAULT_SECRET_ID"
+    secret_id_env: str | None = "VAULT_SECRET_ID"  # noqa: S105 - a variable name
     secret_id_file: Path | None = None
     mount_point: str = "approle"
 
     def secret_id(self) -> Secret:
         if self.secret_id_file is not None:
             return Secret(_read_file(self.secret_id_file, "vault.auth.secret_id_file"))
-        return Secret(_read_env(self.secret_id_env or "VAULT_SECRET_ID", "vault.auth.secret_id_env"))
+        name = self.secret_id_env or "VAULT_SECRET_ID"
+        return Secret(_read_env(name, "vault.auth.secret_id_env"))
 
 
 class KubernetesAuth(_Model):
@@ -88,9 +89,9 @@ class KubernetesAuth(_Model):
 
 class VaultConfig(_Model):
     url: str = "http://127.0.0.1:8200"
-    auth: Annotated[
-        TokenAuth | AppRoleAuth | KubernetesAuth, Field(discriminator="method")
-    ] = TokenAuth()
+    auth: Annotated[TokenAuth | AppRoleAuth | KubernetesAuth, Field(discriminator="method")] = (
+        TokenAuth()
+    )
     mount: str = "secret"
     path_prefix: str = "vonage"
     state_prefix: str = Field(
@@ -185,7 +186,7 @@ class HttpConfig(_Model):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
+        _host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464")
         return value

@@ -40,7 +40,9 @@ def is_valid(value: str) -> bool:
 
 def check_length(length: int) -> int:
     if not MIN_LENGTH <= length <= MAX_LENGTH:
-        raise ValueError(f"secret length must be between {MIN_LENGTH} and {MAX_LENGTH}, not {length}")
+        raise ValueError(
+            f"secret length must be between {MIN_LENGTH} and {MAX_LENGTH}, not {length}"
+        )
     return length
 
 

@@ -1,0 +1,448 @@
+"""The audit log: runs (an updatable summary) and audit events (append-only, hash-chained).
+
+Each event's ``hash`` is SHA-256 over its canonical content and the previous event's hash, so an
+edited, deleted or reordered row breaks the chain at that row (``verify_chain``). Writers take one
+lock per append (PostgreSQL advisory lock; SQLite's BEGIN IMMEDIATE) so two daemons never fork it.
+Nothing here ever holds a secret value: callers pass ids and fingerprints only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from rotator.db import is_postgres, translate_errors
+from rotator.models import AuditEventRow, RunRow
+
+GENESIS = "0" * 64
+_CHAIN_LOCK = 0x0707_A0D1  # PostgreSQL advisory lock id for appends
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    AWAITING_REVOKE = "awaiting_revoke"  # new secret current; old one revoked after grace
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in {RunStatus.SUCCEEDED, RunStatus.ROLLED_BACK, RunStatus.FAILED}
+
+
+class Trigger(StrEnum):
+    MANUAL = "manual"
+    SCHEDULED = "scheduled"
+    EMERGENCY = "emergency"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    id: str
+    api_key: str
+    trigger: str
+    reason: str | None
+    actor: str
+    status: RunStatus
+    emergency: bool
+    old_secret_id: str | None
+    new_secret_id: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    revoke_after: datetime | None
+    error: str | None
+    owner: str
+
+    @classmethod
+    def from_row(cls, row: RunRow) -> Run:
+        return cls(
+            id=row.id,
+            api_key=row.api_key,
+            trigger=row.trigger,
+            reason=row.reason,
+            actor=row.actor,
+            status=RunStatus(row.status),
+            emergency=bool(row.emergency),
+            old_secret_id=row.old_secret_id,
+            new_secret_id=row.new_secret_id,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            revoke_after=row.revoke_after,
+            error=row.error,
+            owner=row.owner,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.id,
+            "api_key": self.api_key,
+            "trigger": self.trigger,
+            "reason": self.reason,
+            "actor": self.actor,
+            "status": str(self.status),
+            "emergency": self.emergency,
+            "old_secret_id": self.old_secret_id,
+            "new_secret_id": self.new_secret_id,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "revoke_after": _iso(self.revoke_after),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    seq: int
+    run_id: str | None
+    api_key: str | None
+    step: str
+    outcome: str
+    started_at: datetime
+    finished_at: datetime
+    actor: str | None
+    secret_id: str | None
+    request_id: str | None
+    vault_version: int | None
+    error: str | None
+    detail: dict[str, Any] | None
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def from_row(cls, row: AuditEventRow) -> Event:
+        return cls(
+            seq=row.seq,
+            run_id=row.run_id,
+            api_key=row.api_key,
+            step=row.step,
+            outcome=row.outcome,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            actor=row.actor,
+            secret_id=row.secret_id,
+            request_id=row.request_id,
+            vault_version=row.vault_version,
+            error=row.error,
+            detail=json.loads(row.detail) if row.detail else None,
+            prev_hash=row.prev_hash,
+            hash=row.hash,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "run_id": self.run_id,
+            "api_key": self.api_key,
+            "step": self.step,
+            "outcome": self.outcome,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "actor": self.actor,
+            "secret_id": self.secret_id,
+            "request_id": self.request_id,
+            "vault_version": self.vault_version,
+            "error": self.error,
+            "detail": self.detail,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def canonical(fields: Mapping[str, Any]) -> bytes:
+    """The bytes an event's hash covers: sorted-key JSON, datetimes as UTC ISO-8601 (µs)."""
+    normal = {k: _iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+    return json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
+
+
+def event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(fields)).hexdigest()
+
+
+_HASHED = (
+    "seq", "run_id", "api_key", "step", "outcome", "started_at", "finished_at", "actor",
+    "secret_id", "request_id", "vault_version", "error", "detail",
+)  # fmt: skip
+
+
+def _hashed_fields(row: AuditEventRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _HASHED}
+
+
+class AuditLog:
+    """Repository over the runs and audit events tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        api_key: str,
+        trigger: str,
+        actor: str,
+        owner: str,
+        reason: str | None = None,
+        emergency: bool = False,
+    ) -> Run:
+        now = utcnow()
+        row = RunRow(
+            id=str(uuid.uuid4()),
+            api_key=api_key,
+            trigger=trigger,
+            reason=reason,
+            actor=actor,
+            status=RunStatus.RUNNING.value,
+            emergency=int(emergency),
+            started_at=now,
+            owner=owner,
+        )
+        with translate_errors("record the run start", self.engine), self.engine.begin() as conn:
+            conn.execute(sa.insert(RunRow).values(_row_values(row)))
+            self._append(
+                conn,
+                run_id=row.id,
+                api_key=api_key,
+                step="run.start",
+                outcome="ok",
+                started_at=now,
+                finished_at=now,
+                actor=actor,
+                detail={"trigger": trigger, "reason": reason, "emergency": emergency},
+            )
+        return self.get_run(row.id)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        if "status" in fields:
+            fields["status"] = str(fields["status"])
+        with translate_errors("update the run", self.engine), self.engine.begin() as conn:
+            conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**fields))
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        actor: str | None = None,
+        revoke_after: datetime | None = None,
+    ) -> Run:
+        run = self.get_run(run_id)
+        now = utcnow()
+        values: dict[str, Any] = {"status": status.value, "error": error}
+        if status.terminal:
+            values["finished_at"] = now
+        values["revoke_after"] = revoke_after
+        with translate_errors("record the run end", self.engine), self.engine.begin() as conn:
+            conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**values))
+            self._append(
+                conn,
+                run_id=run_id,
+                api_key=run.api_key,
+                step="run.end" if status.terminal else "run.status",
+                outcome=status.value,
+                started_at=run.started_at,
+                finished_at=now,
+                actor=actor or run.actor,
+                secret_id=run.new_secret_id,
+                error=error,
+                detail={
+                    "old_secret_id": run.old_secret_id,
+                    "new_secret_id": run.new_secret_id,
+                    "revoke_after": _iso(revoke_after),
+                },
+            )
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        with translate_errors("read the run", self.engine), self.engine.connect() as conn:
+            row = conn.execute(sa.select(RunRow).where(RunRow.id == run_id)).first()
+        if row is None:
+            raise KeyError(run_id)
+        return Run.from_row(_to_model(RunRow, row))
+
+    def find_run(self, prefix: str) -> Run | None:
+        """A run by full id or unique prefix (operators type the first 8 characters)."""
+        with translate_errors("find the run", self.engine), self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(RunRow).where(RunRow.id.startswith(prefix, autoescape=True)).limit(2)
+            ).all()
+        return Run.from_row(_to_model(RunRow, rows[0])) if len(rows) == 1 else None
+
+    def runs(
+        self,
+        *,
+        api_key: str | None = None,
+        statuses: list[RunStatus] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[Run]:
+        query = sa.select(RunRow)
+        if api_key is not None:
+            query = query.where(RunRow.api_key == api_key)
+        if statuses:
+            query = query.where(RunRow.status.in_([s.value for s in statuses]))
+        if since is not None:
+            query = query.where(RunRow.started_at >= since.astimezone(UTC).replace(tzinfo=None))
+        if until is not None:
+            query = query.where(RunRow.started_at < until.astimezone(UTC).replace(tzinfo=None))
+        order = RunRow.started_at.desc() if newest_first else RunRow.started_at.asc()
+        query = query.order_by(order, RunRow.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with translate_errors("list runs", self.engine), self.engine.connect() as conn:
+            return [Run.from_row(_to_model(RunRow, r)) for r in conn.execute(query).all()]
+
+    def unfinished_runs(self, api_key: str | None = None) -> list[Run]:
+        """Runs a crash left ``running`` (oldest first): they must be resumed before new ones."""
+        return self.runs(api_key=api_key, statuses=[RunStatus.RUNNING], newest_first=False)
+
+    def awaiting_revoke(self, api_key: str | None = None) -> list[Run]:
+        return self.runs(api_key=api_key, statuses=[RunStatus.AWAITING_REVOKE], newest_first=False)
+
+    def last_success(self, api_key: str) -> datetime | None:
+        """When ``api_key`` last got a new current secret (a success or one awaiting revoke)."""
+        query = sa.select(sa.func.max(RunRow.started_at)).where(
+            RunRow.api_key == api_key,
+            RunRow.status.in_([RunStatus.SUCCEEDED.value, RunStatus.AWAITING_REVOKE.value]),
+        )
+        with translate_errors("read the last success", self.engine), self.engine.connect() as c:
+            value = c.execute(query).scalar()
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
+
+    # -- events ----------------------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        step: str,
+        outcome: str,
+        started_at: datetime,
+        run_id: str | None = None,
+        api_key: str | None = None,
+        finished_at: datetime | None = None,
+        actor: str | None = None,
+        secret_id: str | None = None,
+        request_id: str | None = None,
+        vault_version: int | None = None,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Event:
+        with translate_errors(f"record step {step}", self.engine), self.engine.begin() as conn:
+            return self._append(
+                conn,
+                run_id=run_id,
+                api_key=api_key,
+                step=step,
+                outcome=outcome,
+                started_at=started_at,
+                finished_at=finished_at or utcnow(),
+                actor=actor,
+                secret_id=secret_id,
+                request_id=request_id,
+                vault_version=vault_version,
+                error=error,
+                detail=detail,
+            )
+
+    def events(
+        self, *, run_id: str | None = None, api_key: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        query = sa.select(AuditEventRow).order_by(AuditEventRow.seq)
+        if run_id is not None:
+            query = query.where(AuditEventRow.run_id == run_id)
+        if api_key is not None:
+            query = query.where(AuditEventRow.api_key == api_key)
+        if limit is not None:
+            query = query.limit(limit)
+        with translate_errors("read audit events", self.engine), self.engine.connect() as conn:
+            return [Event.from_row(_to_model(AuditEventRow, r)) for r in conn.execute(query).all()]
+
+    def verify_chain(self) -> ChainReport:
+        """Walk every event in order and recompute the chain; report the first broken row."""
+        prev_hash, expected_seq, checked = GENESIS, 1, 0
+        query = sa.select(AuditEventRow).order_by(AuditEventRow.seq)
+        with translate_errors("verify the audit chain", self.engine), self.engine.connect() as c:
+            for raw in c.execute(query.execution_options(yield_per=1000)):
+                row = _to_model(AuditEventRow, raw)
+                if row.seq != expected_seq:
+                    return ChainReport(
+                        False, checked, expected_seq, f"row {expected_seq} is missing"
+                    )
+                if row.prev_hash != prev_hash:
+                    return ChainReport(
+                        False,
+                        checked,
+                        row.seq,
+                        f"row {row.seq} does not follow row {row.seq - 1} "
+                        "(deleted, inserted or reordered)",
+                    )
+                if event_hash(prev_hash, _hashed_fields(row)) != row.hash:
+                    return ChainReport(False, checked, row.seq, f"row {row.seq} was altered")
+                prev_hash, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
+        return ChainReport(True, checked)
+
+    def _append(self, conn: Connection, **fields: Any) -> Event:
+        if is_postgres(self.engine):
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK})
+        last = conn.execute(
+            sa.select(AuditEventRow.seq, AuditEventRow.hash)
+            .order_by(AuditEventRow.seq.desc())
+            .limit(1)
+        ).first()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        detail = fields.pop("detail", None)
+        row = AuditEventRow(
+            seq=seq,
+            detail=json.dumps(detail, sort_keys=True) if detail is not None else None,
+            prev_hash=prev_hash,
+            **fields,
+        )
+        for name in ("started_at", "finished_at"):
+            setattr(row, name, getattr(row, name).astimezone(UTC))
+        row.hash = event_hash(prev_hash, _hashed_fields(row))
+        conn.execute(sa.insert(AuditEventRow).values(_row_values(row)))
+        return Event.from_row(row)
+
+
+def _row_values(row: Any) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in sa.inspect(type(row)).columns}
+
+
+def _to_model(model: type[Any], raw: Any) -> Any:
+    """A Core result row of ``select(Model)`` turned into a detached model instance."""
+    mapping = raw._mapping
+    if len(mapping) == 1:
+        only = next(iter(mapping.values()))
+        if isinstance(only, model):
+            return only
+    return model(**{c.key: mapping[c.key] for c in sa.inspect(model).columns})

@@ -1,0 +1,134 @@
+"""Connecting to the audit database and migrating it. SQLAlchemy errors become
+``DatabaseError`` here and in the repositories that use ``translate_errors``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from rotator.errors import DatabaseError
+
+
+def migrations_dir() -> Path:
+    """``migrations/`` in a checkout, or the copy a wheel ships as ``rotator/_migrations``."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "migrations", package / "_migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise DatabaseError("rotator's migrations directory is missing from this installation")
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for many short transactions from several processes."""
+    try:
+        parsed = sa.make_url(url)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"invalid database.url: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            parent = Path(parsed.database).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise DatabaseError(f"database directory {parent} does not exist")
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+        _sqlite_serialized_writes(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        return sa.create_engine(
+            parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=_pg_args()
+        )
+    except ModuleNotFoundError as exc:
+        raise DatabaseError(
+            f"the PostgreSQL driver is not installed ({exc.name})",
+            hint="pip install 'rotator[postgres]'",
+        ) from None
+
+
+def _pg_args() -> dict[str, Any]:
+    return {"connect_timeout": 10, "application_name": "rotator"}
+
+
+def _sqlite_serialized_writes(engine: Engine) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE so read-then-write transactions never deadlock."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def translate_errors(what: str, engine: Engine | None = None) -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        where = f" at {safe_url(str(engine.url))}" if engine is not None else ""
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        first = detail[0][:200] if detail else type(exc).__name__
+        raise DatabaseError(f"cannot {what}: database{where} failed: {first}") from None
+
+
+def _alembic_config(connection: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine) -> str | None:
+    """Bring the schema to the newest migration; returns the revision now applied."""
+    with translate_errors("migrate the database", engine), engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "head")
+    return current_revision(engine)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with translate_errors("read the schema version", engine), engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def require_migrated(engine: Engine) -> None:
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise DatabaseError(
+            f"database schema is at revision {current or 'none'}, rotator needs {head}",
+            hint="run `rotator db upgrade`",
+        )

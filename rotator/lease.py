@@ -1,0 +1,208 @@
+"""Per-key leases in the database, so no two rotations of one key ever overlap — across
+processes and machines sharing one PostgreSQL.
+
+A lease has an owner, an expiry and a fencing token that grows on every acquisition: a holder that
+stalled past its expiry finds its token gone at its next ``renew`` and stops before touching
+anything. An owner on this host whose process is dead is taken over at once rather than waiting
+out the expiry.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from rotator.audit import utcnow
+from rotator.db import translate_errors
+from rotator.errors import LeaseHeldError
+from rotator.models import LeaseRow
+
+
+class LeaseLostError(LeaseHeldError):
+    hint = "this process stalled past its lease and another took over; it stopped safely"
+
+
+def make_owner() -> str:
+    """``host:pid:nonce`` — the host and pid let a restarted process detect a dead holder."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` ran on this host and its process no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    api_key: str
+    owner: str
+    token: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeaseInfo:
+    api_key: str
+    owner: str
+    token: int
+    expires_at: datetime
+    run_id: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.expires_at > utcnow()
+
+
+class Leases:
+    def __init__(self, engine: Engine, *, ttl: timedelta, owner: str | None = None) -> None:
+        self.engine = engine
+        self.ttl = ttl
+        self.owner = owner or make_owner()
+
+    def acquire(self, api_key: str, *, wait: timedelta = timedelta(0), poll: float = 0.2) -> Lease:
+        """Take ``api_key``'s lease, waiting up to ``wait`` for the current holder."""
+        deadline = time.monotonic() + wait.total_seconds()
+        while True:
+            lease, holder = self._try_acquire(api_key)
+            if lease is not None:
+                return lease
+            if time.monotonic() >= deadline:
+                assert holder is not None
+                raise LeaseHeldError(
+                    f"{api_key} is being rotated by {holder.owner} "
+                    f"(lease expires {holder.expires_at:%Y-%m-%d %H:%M:%S}Z)"
+                )
+            time.sleep(poll)
+
+    def _try_acquire(self, api_key: str) -> tuple[Lease | None, LeaseInfo | None]:
+        now = utcnow()
+        try:
+            with translate_errors("take the key's lease", self.engine), self.engine.begin() as c:
+                current = self._select_for_update(c, api_key)
+                if current is None:
+                    lease = Lease(
+                        api_key=api_key, owner=self.owner, token=1, expires_at=now + self.ttl
+                    )
+                    c.execute(
+                        sa.insert(LeaseRow).values(
+                            api_key=api_key,
+                            owner=self.owner,
+                            token=1,
+                            acquired_at=now,
+                            expires_at=lease.expires_at,
+                        )
+                    )
+                    return lease, None
+                free = (
+                    current.expires_at <= now
+                    or current.owner == self.owner
+                    or owner_is_dead(current.owner)
+                )
+                if not free:
+                    return None, current
+                lease = Lease(
+                    api_key=api_key,
+                    owner=self.owner,
+                    token=current.token + 1,
+                    expires_at=now + self.ttl,
+                )
+                c.execute(
+                    sa.update(LeaseRow)
+                    .where(LeaseRow.api_key == api_key, LeaseRow.token == current.token)
+                    .values(
+                        owner=self.owner,
+                        token=lease.token,
+                        acquired_at=now,
+                        expires_at=lease.expires_at,
+                        run_id=None,
+                    )
+                )
+                return lease, None
+        except IntegrityError:
+            return None, self.holder(api_key)  # lost an insert race; the winner holds it
+
+    def renew(self, lease: Lease, *, run_id: str | None = None) -> Lease:
+        """Extend the lease; raise ``LeaseLostError`` if another owner took it (fencing)."""
+        expires_at = utcnow() + self.ttl
+        values: dict[str, object] = {"expires_at": expires_at}
+        if run_id is not None:
+            values["run_id"] = run_id
+        with translate_errors("renew the key's lease", self.engine), self.engine.begin() as c:
+            updated = c.execute(
+                sa.update(LeaseRow)
+                .where(
+                    LeaseRow.api_key == lease.api_key,
+                    LeaseRow.token == lease.token,
+                    LeaseRow.owner == lease.owner,
+                )
+                .values(**values)
+            ).rowcount
+        if updated != 1:
+            raise LeaseLostError(f"lost the lease on {lease.api_key} (token {lease.token})")
+        return Lease(
+            api_key=lease.api_key, owner=lease.owner, token=lease.token, expires_at=expires_at
+        )
+
+    def release(self, lease: Lease) -> None:
+        """Expire the lease now (the row stays, so the fencing token keeps growing)."""
+        with translate_errors("release the key's lease", self.engine), self.engine.begin() as c:
+            c.execute(
+                sa.update(LeaseRow)
+                .where(LeaseRow.api_key == lease.api_key, LeaseRow.token == lease.token)
+                .values(expires_at=utcnow(), run_id=None)
+            )
+
+    def holder(self, api_key: str) -> LeaseInfo | None:
+        with translate_errors("read the key's lease", self.engine), self.engine.connect() as c:
+            row = c.execute(sa.select(LeaseRow).where(LeaseRow.api_key == api_key)).first()
+        return _info(row) if row is not None else None
+
+    def all(self) -> list[LeaseInfo]:
+        with translate_errors("read leases", self.engine), self.engine.connect() as c:
+            return [_info(r) for r in c.execute(sa.select(LeaseRow)).all()]
+
+    def _select_for_update(self, conn: Connection, api_key: str) -> LeaseInfo | None:
+        query = sa.select(LeaseRow).where(LeaseRow.api_key == api_key).with_for_update()
+        row = conn.execute(query).first()
+        return _info(row) if row is not None else None
+
+
+def _info(row: Any) -> LeaseInfo:
+    m = row._mapping
+    return LeaseInfo(
+        api_key=m["api_key"],
+        owner=m["owner"],
+        token=m["token"],
+        expires_at=m["expires_at"],
+        run_id=m["run_id"],
+    )

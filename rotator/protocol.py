@@ -1,0 +1,160 @@
+"""The rotation protocol's decisions, as pure functions of what was observed.
+
+The runner (``rotator.rotation``) does the I/O: it observes Vonage, Vault and the audit log, asks
+these functions what to do, and does it. Keeping the decisions here makes every branch — which
+secret is current, what to revoke to make room, how to resume a crashed run — testable without a
+server, and keeps each step idempotent: each decision first asks whether its work is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Step(StrEnum):
+    """Rotation steps, in order; each is one audit event."""
+
+    LOCK = "lock"
+    RESUME = "resume"
+    INSPECT = "inspect"
+    MAKE_ROOM = "make_room"
+    GENERATE = "generate"
+    STAGE = "stage"
+    CREATE = "create"
+    VERIFY = "verify"
+    PROMOTE = "promote"
+    REVOKE = "revoke"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observed:
+    """What rotator saw of one key before deciding."""
+
+    vonage_ids: tuple[str, ...]  # oldest first
+    record_exists: bool  # Vault holds a current secret value for the key
+    record_secret_id: str | None
+    record_authenticates: bool | None = None  # None: not checked
+    previous_id: str | None = None  # Vault's "previous" bookkeeping
+
+
+@dataclass(frozen=True, kw_only=True)
+class Identified:
+    """Which Vonage secret is current, and which one rotation replaces."""
+
+    current_id: str | None
+    old_id: str | None  # the secret applications use now (may have no value in Vault)
+    problem: str | None = None  # why the current one cannot be told
+
+
+def identify(seen: Observed) -> Identified:
+    """Reconcile Vault's record with Vonage's list."""
+    ids = seen.vonage_ids
+    if seen.record_exists and seen.record_secret_id in ids:
+        return Identified(current_id=seen.record_secret_id, old_id=seen.record_secret_id)
+    usable = seen.record_exists and seen.record_authenticates is not False
+    if usable and seen.previous_id in ids and len(ids) == 2:
+        other = next(i for i in ids if i != seen.previous_id)
+        return Identified(current_id=other, old_id=other)
+    if usable and len(ids) == 1:
+        return Identified(current_id=ids[0], old_id=ids[0])
+    if len(ids) == 1:
+        # No usable record (a subaccount never rotated, or a stale record): the one secret on
+        # Vonage is what applications use now; rotation replaces it.
+        return Identified(current_id=None, old_id=ids[0])
+    if not ids:
+        return Identified(current_id=None, old_id=None)
+    why = (
+        "Vault's record names no secret id"
+        if seen.record_exists and not seen.record_secret_id
+        else "Vault holds no record of which one is current"
+        if not seen.record_exists
+        else f"Vault's secret id {seen.record_secret_id} is not on Vonage"
+    )
+    return Identified(current_id=None, old_id=None, problem=f"{len(ids)} secrets and {why}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MakeRoom:
+    revoke: tuple[str, ...]
+    old_id: str | None  # the secret still in use after making room
+    reason: str
+
+
+class Unidentified(Exception):
+    """Two secrets and no way to tell which one applications use."""
+
+
+def make_room(seen: Observed, who: Identified, *, revoke_older_if_unidentified: bool) -> MakeRoom:
+    """Vonage allows two secrets: with two, revoke the one that is not current."""
+    ids = seen.vonage_ids
+    if len(ids) < 2:
+        return MakeRoom(revoke=(), old_id=who.old_id, reason="room for a new secret")
+    keep = who.current_id or who.old_id
+    if keep is None:
+        if not revoke_older_if_unidentified:
+            raise Unidentified(who.problem or "cannot tell which secret is current")
+        return MakeRoom(
+            revoke=ids[:-1],
+            old_id=ids[-1],
+            reason="current unidentified; revoking the older (rotation.on_unidentified)",
+        )
+    others = tuple(i for i in ids if i != keep)
+    known = seen.previous_id in others
+    return MakeRoom(
+        revoke=others,
+        old_id=keep,
+        reason="revoking the previous secret" if known else "revoking an orphan secret",
+    )
+
+
+class Resume(StrEnum):
+    """What to do with a run a crash left unfinished."""
+
+    FINISH_PROMOTION = "finish_promotion"  # current is already the new secret
+    VERIFY = "verify"  # new secret is on Vonage, not yet current: verify, then promote
+    FIND_CREATED = "find_created"  # a POST may have created it: look for its id
+    ROLLBACK = "rollback"  # undo what is there
+    ABANDON = "abandon"  # nothing was changed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeState:
+    vonage_ids: tuple[str, ...]
+    record_secret_id: str | None
+    pending_of_run: bool  # Vault holds a pending secret staged by this run
+    pending_secret_id: str | None
+    run_new_secret_id: str | None
+
+
+def resume(state: ResumeState) -> tuple[Resume, str | None]:
+    """Decide how to finish a crashed run from what Vault and Vonage show now."""
+    new_id = state.run_new_secret_id or state.pending_secret_id
+    if new_id is not None and state.record_secret_id == new_id:
+        return Resume.FINISH_PROMOTION, new_id
+    if state.pending_of_run:
+        if new_id is None:
+            return Resume.FIND_CREATED, None
+        if new_id in state.vonage_ids:
+            return Resume.VERIFY, new_id
+        return Resume.ROLLBACK, None  # created and already revoked, or never there
+    if new_id is not None and new_id in state.vonage_ids:
+        return Resume.ROLLBACK, new_id  # on Vonage with no value kept: revoke it
+    return Resume.ABANDON, None
+
+
+def created_candidates(
+    ids_with_times: list[tuple[str, datetime]],
+    known: set[str],
+    since: datetime,
+    skew: timedelta = timedelta(minutes=5),
+) -> list[str]:
+    """Secrets that appeared after ``since`` and nobody knows: what an ambiguous POST made."""
+    return [i for i, created in ids_with_times if i not in known and created >= since - skew]
+
+
+def verify_backoff(attempt: int, *, base: float = 0.25, cap: float = 5.0) -> float:
+    """Seconds to wait before verification attempt ``attempt`` (1-based)."""
+    return float(min(cap, base * 2 ** max(0, attempt - 1)))

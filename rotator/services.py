@@ -1,0 +1,52 @@
+"""Builds rotator's collaborators from a config, in one place, for the CLI and the daemon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from rotator import db
+from rotator.audit import AuditLog
+from rotator.config import Config
+from rotator.lease import Leases
+from rotator.ratelimit import RateLimiter
+from rotator.rotation import Rotator
+from rotator.vault import VaultStore
+from rotator.vonage import VonageClient
+
+
+@dataclass
+class Services:
+    config: Config
+    engine: Engine
+    audit: AuditLog
+    leases: Leases
+    vault: VaultStore
+    vonage: VonageClient
+    rotator: Rotator
+
+    def close(self) -> None:
+        self.vonage.close()
+        self.engine.dispose()
+
+
+def open_database(config: Config, *, migrate: bool = True) -> Engine:
+    engine = db.make_engine(config.database.url)
+    if migrate:
+        db.upgrade(engine)
+    else:
+        db.require_migrated(engine)
+    return engine
+
+
+def build(config: Config, *, migrate: bool = True, limiter: RateLimiter | None = None) -> Services:
+    engine = open_database(config, migrate=migrate)
+    audit = AuditLog(engine)
+    leases = Leases(engine, ttl=config.rotation.lease_ttl)
+    vault = VaultStore(config.vault)
+    vonage = VonageClient(
+        config.vonage, limiter=limiter or RateLimiter(config.vonage.max_calls_per_second)
+    )
+    rotator = Rotator(config, vault=vault, vonage=vonage, audit=audit, leases=leases)
+    return Services(config, engine, audit, leases, vault, vonage, rotator)

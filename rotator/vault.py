@@ -1,0 +1,327 @@
+"""Vault (KV v2) storage for Vonage secrets, with check-and-set on every write.
+
+Layout (``mount``, ``path_prefix`` and ``state_prefix`` from the config):
+
+- ``<mount>/<path_prefix>/<api_key>`` — what applications read: ``api_key``, ``api_secret``,
+  ``secret_id``, ``rotated_at``, ``run_id``. Only ever holds the secret that is current.
+- ``<mount>/<state_prefix>/<api_key>`` — rotator's own bookkeeping: ``pending`` (a new secret
+  staged before Vonage sees it) and ``previous`` (the old secret until it is revoked). Apart from
+  the application path so no consumer can mistake either for current.
+
+hvac/requests errors are translated here, once, to ``VaultError`` subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import hvac
+import hvac.exceptions as hvac_errors
+import requests
+
+from rotator.config import AppRoleAuth, KubernetesAuth, TokenAuth, VaultConfig
+from rotator.errors import (
+    VaultConflictError,
+    VaultDataError,
+    VaultError,
+    VaultPermissionError,
+    VaultUnavailableError,
+)
+from rotator.secret import Secret
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurrentRecord:
+    """The secret applications use now, as read from the application path."""
+
+    api_key: str
+    api_secret: Secret
+    secret_id: str | None
+    version: int
+    rotated_at: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagedSecret:
+    """A secret rotator holds outside the application path (pending or previous)."""
+
+    secret: Secret
+    secret_id: str | None
+    run_id: str | None
+    staged_at: str
+    revoke_after: str | None = None
+
+    def with_id(self, secret_id: str) -> StagedSecret:
+        return StagedSecret(
+            secret=self.secret,
+            secret_id=secret_id,
+            run_id=self.run_id,
+            staged_at=self.staged_at,
+            revoke_after=self.revoke_after,
+        )
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "secret": self.secret.reveal(),
+            "secret_id": self.secret_id,
+            "run_id": self.run_id,
+            "staged_at": self.staged_at,
+            "revoke_after": self.revoke_after,
+        }
+
+    @classmethod
+    def from_data(cls, data: object, where: str) -> StagedSecret | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("secret"), str):
+            raise VaultDataError(f"{where} is not a staged secret record")
+        return cls(
+            secret=Secret(data["secret"]),
+            secret_id=data.get("secret_id"),
+            run_id=data.get("run_id"),
+            staged_at=str(data.get("staged_at") or ""),
+            revoke_after=data.get("revoke_after"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RotationState:
+    pending: StagedSecret | None = None
+    previous: StagedSecret | None = None
+    version: int = 0
+
+
+def utc_now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class VaultStore:
+    """Reads and writes rotator's two records per key; every write is check-and-set."""
+
+    def __init__(self, config: VaultConfig) -> None:
+        self._config = config
+        verify: bool | str = config.verify_tls
+        if config.verify_tls and config.ca_cert is not None:
+            verify = str(config.ca_cert)
+        self._client = hvac.Client(
+            url=config.url,
+            timeout=max(1, round(config.timeout.total_seconds())),
+            verify=verify,
+            namespace=config.namespace,
+        )
+        self._logged_in = False
+
+    def __repr__(self) -> str:
+        return f"VaultStore(url={self._config.url!r}, mount={self._config.mount!r})"
+
+    # -- paths ------------------------------------------------------------------------------
+
+    def current_path(self, api_key: str) -> str:
+        return f"{self._config.path_prefix}/{api_key}"
+
+    def state_path(self, api_key: str) -> str:
+        return f"{self._config.state_prefix}/{api_key}"
+
+    def describe(self, api_key: str) -> str:
+        return f"{self._config.mount}/{self.current_path(api_key)}"
+
+    # -- public operations ------------------------------------------------------------------
+
+    def login(self) -> None:
+        """Authenticate (token, AppRole or Kubernetes) and check the token is valid."""
+        auth = self._config.auth
+        with self._translate("log in to Vault"):
+            if isinstance(auth, TokenAuth):
+                self._client.token = auth.token().reveal()
+            elif isinstance(auth, AppRoleAuth):
+                self._client.auth.approle.login(
+                    role_id=auth.role_id,
+                    secret_id=auth.secret_id().reveal(),
+                    mount_point=auth.mount_point,
+                )
+            elif isinstance(auth, KubernetesAuth):
+                self._client.auth.kubernetes.login(
+                    role=auth.role, jwt=auth.jwt().reveal(), mount_point=auth.mount_point
+                )
+            self._client.auth.token.lookup_self()
+        self._logged_in = True
+
+    def health(self) -> None:
+        """Raise unless Vault is reachable, unsealed and our token works."""
+        with self._translate("check Vault health"):
+            status = self._client.sys.read_health_status(method="GET")
+        if isinstance(status, dict) and status.get("sealed"):
+            raise VaultUnavailableError("Vault is sealed")
+        self._call("look up rotator's token", self._client.auth.token.lookup_self)
+
+    def read_current(self, api_key: str) -> CurrentRecord | None:
+        found = self._read(self.current_path(api_key))
+        if found is None:
+            return None
+        data, version = found
+        where = f"Vault record {self.describe(api_key)}"
+        value = data.get("api_secret")
+        if not isinstance(value, str) or not value:
+            raise VaultDataError(f"{where} has no api_secret")
+        if data.get("api_key", api_key) != api_key:
+            raise VaultDataError(f"{where} holds api_key {data.get('api_key')!r}, not {api_key!r}")
+        secret_id = data.get("secret_id") or None
+        return CurrentRecord(
+            api_key=api_key,
+            api_secret=Secret(value),
+            secret_id=str(secret_id) if secret_id else None,
+            version=version,
+            rotated_at=data.get("rotated_at"),
+            run_id=data.get("run_id"),
+        )
+
+    def write_current(
+        self,
+        api_key: str,
+        secret: Secret,
+        secret_id: str,
+        *,
+        cas: int,
+        run_id: str | None,
+    ) -> int:
+        data = {
+            "api_key": api_key,
+            "api_secret": secret.reveal(),
+            "secret_id": secret_id,
+            "rotated_at": utc_now_text(),
+            "run_id": run_id,
+        }
+        return self._write(self.current_path(api_key), data, cas)
+
+    def read_state(self, api_key: str) -> RotationState:
+        found = self._read(self.state_path(api_key))
+        if found is None:
+            return RotationState()
+        data, version = found
+        where = f"Vault record {self._config.mount}/{self.state_path(api_key)}"
+        return RotationState(
+            pending=StagedSecret.from_data(data.get("pending"), f"{where} (pending)"),
+            previous=StagedSecret.from_data(data.get("previous"), f"{where} (previous)"),
+            version=version,
+        )
+
+    def write_state(
+        self,
+        api_key: str,
+        *,
+        pending: StagedSecret | None,
+        previous: StagedSecret | None,
+        cas: int,
+    ) -> RotationState:
+        data = {
+            "pending": pending.to_data() if pending else None,
+            "previous": previous.to_data() if previous else None,
+        }
+        version = self._write(self.state_path(api_key), data, cas)
+        return RotationState(pending=pending, previous=previous, version=version)
+
+    def list_keys(self) -> list[str]:
+        """API keys with a record on the application path."""
+        try:
+            listed = self._call(
+                "list Vault records",
+                lambda: self._client.secrets.kv.v2.list_secrets(
+                    path=self._config.path_prefix, mount_point=self._config.mount
+                ),
+            )
+        except _Missing:
+            return []
+        keys = listed.get("data", {}).get("keys", [])
+        return sorted(k for k in keys if isinstance(k, str) and not k.endswith("/"))
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _read(self, path: str) -> tuple[dict[str, Any], int] | None:
+        try:
+            response = self._call(
+                f"read {self._config.mount}/{path}",
+                lambda: self._client.secrets.kv.v2.read_secret_version(
+                    path=path, mount_point=self._config.mount, raise_on_deleted_version=True
+                ),
+            )
+        except _Missing:
+            return None
+        data = response.get("data", {})
+        record, metadata = data.get("data"), data.get("metadata", {})
+        if not isinstance(record, dict):
+            raise VaultDataError(f"{self._config.mount}/{path} holds no key/value data")
+        return record, int(metadata.get("version", 0))
+
+    def _write(self, path: str, data: dict[str, Any], cas: int) -> int:
+        response = self._call(
+            f"write {self._config.mount}/{path}",
+            lambda: self._client.secrets.kv.v2.create_or_update_secret(
+                path=path, secret=data, cas=cas, mount_point=self._config.mount
+            ),
+        )
+        return int(response.get("data", {}).get("version", cas + 1))
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        if not self._logged_in:
+            self.login()
+        try:
+            with self._translate(what):
+                return operation()
+        except VaultPermissionError:
+            if isinstance(self._config.auth, TokenAuth):
+                raise
+            self.login()  # an AppRole/Kubernetes token may simply have expired
+            with self._translate(what):
+                return operation()
+
+    @contextmanager
+    def _translate(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except hvac_errors.InvalidPath as exc:
+            raise _Missing(what) from exc
+        except hvac_errors.InvalidRequest as exc:
+            if "check-and-set" in str(exc):
+                raise VaultConflictError(
+                    f"cannot {what}: it changed since rotator read it"
+                ) from None
+            raise VaultError(
+                f"cannot {what}: Vault refused the request ({_first_line(exc)})"
+            ) from None
+        except (hvac_errors.Forbidden, hvac_errors.Unauthorized) as exc:
+            raise VaultPermissionError(
+                f"cannot {what}: permission denied ({_first_line(exc)})"
+            ) from None
+        except hvac_errors.VaultDown:
+            raise VaultUnavailableError(f"cannot {what}: Vault is sealed") from None
+        except (hvac_errors.InternalServerError, hvac_errors.BadGateway) as exc:
+            raise VaultUnavailableError(
+                f"cannot {what}: Vault failed ({_first_line(exc)})"
+            ) from None
+        except hvac_errors.VaultError as exc:
+            raise VaultError(f"cannot {what}: {_first_line(exc)}") from None
+        except requests.exceptions.SSLError:
+            raise VaultUnavailableError(
+                f"cannot {what}: TLS verification of {self._config.url} failed",
+                hint="set vault.ca_cert to the CA that signed Vault's certificate",
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise VaultUnavailableError(
+                f"cannot {what}: {self._config.url} unreachable ({type(exc).__name__})"
+            ) from None
+
+
+class _Missing(VaultError):
+    """Internal: the path does not exist (a normal answer for reads)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

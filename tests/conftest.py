@@ -1,0 +1,230 @@
+"""Real servers for the suite: an OpenBao dev server, SQLite and PostgreSQL databases, and the
+Vonage simulator (the only double). Every test gets its own Vault paths and its own database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hvac
+import psycopg
+import pytest
+import yaml
+
+from rotator import db
+from rotator.config import Config, parse_config
+from rotator.devserver import OpenBaoDevServer
+from rotator.services import Services, build
+from rotator.simulator import VonageSimulator
+
+PG_ADMIN_DSN = os.environ.get("ROTATOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+TOKEN_ENV = "ROTATOR_TEST_VAULT_TOKEN"
+PRIMARY = "abcd1234"
+PRIMARY_SECRET = "Primary1Secret"  # the simulator's seeded secret: known to tests only
+SUBACCOUNTS = {"sub00001": "Sub1Secret01", "sub00002": "Sub2Secret02"}
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoDevServer]:
+    log = tmp_path_factory.mktemp("openbao") / "bao.log"
+    with OpenBaoDevServer(log_path=log) as server:
+        os.environ[TOKEN_ENV] = server.root_token.reveal()
+        yield server
+
+
+@pytest.fixture(scope="session")
+def vault_admin(openbao: OpenBaoDevServer) -> hvac.Client:
+    """A root client, as an operator would use ``bao kv put``."""
+    return hvac.Client(url=openbao.url, token=openbao.root_token.reveal())
+
+
+def _pg_database() -> Iterator[str]:
+    name = f"rotator_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """One empty database per test, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'rotator.db'}"
+    else:
+        yield from _pg_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'rotator.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from _pg_database()
+
+
+@pytest.fixture
+def sim() -> Iterator[VonageSimulator]:
+    with VonageSimulator(
+        primary_api_key=PRIMARY,
+        primary_secret=PRIMARY_SECRET,
+        subaccounts=[
+            {"api_key": key, "secret": secret, "name": f"Dept {key[-1]}"}
+            for key, secret in SUBACCOUNTS.items()
+        ],
+    ) as simulator:
+        yield simulator
+
+
+def config_data(
+    sim: VonageSimulator, openbao: OpenBaoDevServer, database_url: str, prefix: str
+) -> dict[str, Any]:
+    return {
+        "vonage": {
+            "primary_api_key": sim.primary_api_key,
+            "api_url": sim.api_url,
+            "rest_url": sim.rest_url,
+            "timeout": "2s",
+            "max_calls_per_second": 1000,
+        },
+        "vault": {
+            "url": openbao.url,
+            "auth": {"method": "token", "token_env": TOKEN_ENV},
+            "mount": "secret",
+            "path_prefix": f"{prefix}/vonage",
+            "state_prefix": f"{prefix}/rotator-state",
+        },
+        "database": {"url": database_url},
+        "rotation": {"verify_timeout": "10s", "lease_ttl": "30s"},
+        "logging": {"format": "json", "level": "debug"},
+    }
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class World:
+    """One test's rotator set-up: simulator, Vault paths, database, config and services."""
+
+    def __init__(
+        self,
+        sim: VonageSimulator,
+        openbao: OpenBaoDevServer,
+        vault_admin: hvac.Client,
+        database_url: str,
+        tmp_path: Path,
+    ) -> None:
+        self.sim = sim
+        self.openbao = openbao
+        self.vault_admin = vault_admin
+        self.database_url = database_url
+        self.tmp_path = tmp_path
+        self.prefix = f"t{uuid.uuid4().hex[:10]}"
+        self.data = config_data(sim, openbao, database_url, self.prefix)
+        self._services: list[Services] = []
+
+    @property
+    def config(self) -> Config:
+        return parse_config(self.data)
+
+    def configure(self, **sections: dict[str, Any]) -> World:
+        self.data = merge(self.data, sections)
+        return self
+
+    def config_file(self) -> Path:
+        path = self.tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(self.data))
+        return path
+
+    def services(self) -> Services:
+        services = build(self.config)
+        self._services.append(services)
+        return services
+
+    def seed_vault(self, api_key: str, secret: str, secret_id: str | None = None) -> None:
+        """Write a key's record as an operator would (``bao kv put``), optionally with its id."""
+        data = {"api_key": api_key, "api_secret": secret}
+        if secret_id is not None:
+            data["secret_id"] = secret_id
+        self.vault_admin.secrets.kv.v2.create_or_update_secret(
+            path=f"{self.prefix}/vonage/{api_key}", secret=data, mount_point="secret"
+        )
+
+    def seed_primary(self, *, with_id: bool = False) -> None:
+        secret_id = self.sim.secret_ids(PRIMARY)[0] if with_id else None
+        self.seed_vault(PRIMARY, PRIMARY_SECRET, secret_id)
+
+    def vault_record(self, api_key: str, kind: str = "vonage") -> dict[str, Any] | None:
+        try:
+            response = self.vault_admin.secrets.kv.v2.read_secret_version(
+                path=f"{self.prefix}/{kind}/{api_key}",
+                mount_point="secret",
+                raise_on_deleted_version=True,
+            )
+        except hvac.exceptions.InvalidPath:
+            return None
+        data: dict[str, Any] = response["data"]["data"]
+        return data
+
+    def close(self) -> None:
+        for services in self._services:
+            services.close()
+
+
+@pytest.fixture
+def world(
+    sim: VonageSimulator,
+    openbao: OpenBaoDevServer,
+    vault_admin: hvac.Client,
+    database_url: str,
+    tmp_path: Path,
+) -> Iterator[World]:
+    w = World(sim, openbao, vault_admin, database_url, tmp_path)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def migrated(world: World) -> World:
+    engine = db.make_engine(world.database_url)
+    db.upgrade(engine)
+    engine.dispose()
+    return world
+
+
+@pytest.fixture
+def run_cli(world: World) -> Callable[..., Any]:
+    """Run ``rotator`` in a real subprocess with the world's config; returns CompletedProcess."""
+    import subprocess
+    import sys
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
+        return subprocess.run(
+            [sys.executable, "-m", "rotator", "--config", str(world.config_file()), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
+
+    return run

@@ -1,0 +1,217 @@
+"""The rotation protocol end to end: simulator, real OpenBao, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from rotator.audit import RunStatus
+from rotator.errors import NoWorkingSecretError
+from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
+from tests.invariants import violations
+
+SUB = "sub00001"
+STEPS = ["run.start", "inspect", "make_room", "generate", "stage", "create", "verify", "promote",
+         "revoke", "run.end"]  # fmt: skip
+
+
+def rotate(world: World, api_key: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    services = world.services()
+    return services.rotator.rotate(api_key, actor="tester", reason="test", **kwargs), services
+
+
+def test_primary_rotation_replaces_the_secret_everywhere(world: World) -> None:
+    """Rotating the primary leaves one new secret on Vonage, current in Vault, the old one gone."""
+    world.seed_primary()
+    old_id = world.sim.secret_ids(PRIMARY)[0]
+    outcome, services = rotate(world, PRIMARY)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    record = world.vault_record(PRIMARY)
+    assert record is not None
+    assert world.sim.secret_ids(PRIMARY) == [record["secret_id"]]
+    assert record["secret_id"] != old_id
+    assert record["api_secret"] != PRIMARY_SECRET
+    assert world.sim.authenticates(PRIMARY, record["api_secret"])
+    assert not world.sim.authenticates(PRIMARY, PRIMARY_SECRET)
+    assert violations(world, PRIMARY, services.audit) == []
+
+
+def test_subaccount_rotation_needs_no_vault_entry_first(world: World) -> None:
+    """A subaccount never seen before is rotated with the primary's credentials."""
+    world.seed_primary()
+    outcome, services = rotate(world, SUB)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    record = world.vault_record(SUB)
+    assert record is not None
+    assert world.sim.secret_ids(SUB) == [record["secret_id"]]
+    assert world.sim.authenticates(SUB, record["api_secret"])
+    assert not world.sim.authenticates(SUB, SUBACCOUNTS[SUB])
+    assert world.sim.authenticates(PRIMARY, PRIMARY_SECRET), "the primary is untouched"
+    assert violations(world, SUB, services.audit) == []
+
+
+def test_audit_log_records_every_step_in_order(world: World) -> None:
+    """The audit events of a run name each protocol step once, in order, all ok."""
+    world.seed_primary()
+    outcome, services = rotate(world, SUB)
+    events = services.audit.events(run_id=outcome.run.id)
+    assert [e.step for e in events] == STEPS
+    assert all(e.outcome in {"ok", "skipped", "succeeded"} for e in events)
+    create = next(e for e in events if e.step == "create")
+    assert create.request_id, "Vonage's X-Request-Id is kept"
+    assert create.secret_id == outcome.run.new_secret_id
+    stage = next(e for e in events if e.step == "stage")
+    assert stage.vault_version is not None
+
+
+def test_run_row_summarises_the_rotation(world: World) -> None:
+    """The run row holds key, trigger, actor, reason, status, old and new ids, timings."""
+    world.seed_primary()
+    old_id = world.sim.secret_ids(SUB)[0]
+    outcome, _ = rotate(world, SUB)
+    run = outcome.run
+    assert (run.api_key, run.trigger, run.actor, run.reason) == (SUB, "manual", "tester", "test")
+    assert run.old_secret_id == old_id
+    assert run.new_secret_id == world.sim.secret_ids(SUB)[0]
+    assert run.finished_at is not None
+    assert run.finished_at >= run.started_at
+
+
+def test_two_secrets_with_a_known_previous_revokes_the_previous(world: World) -> None:
+    """When the non-current secret is rotator's recorded previous one, it makes room by it."""
+    world.seed_primary()
+    world.seed_vault(SUB, SUBACCOUNTS[SUB], world.sim.secret_ids(SUB)[0])
+    world.configure(rotation={"grace_period": "1h"})
+    first, _ = rotate(world, SUB)
+    assert first.run.status == RunStatus.AWAITING_REVOKE
+    assert len(world.sim.secret_ids(SUB)) == 2
+    current = world.vault_record(SUB)
+    assert current is not None
+    second, services = rotate(world, SUB)
+    assert second.run.status == RunStatus.AWAITING_REVOKE
+    make_room = next(
+        e for e in services.audit.events(run_id=second.run.id) if e.step == "make_room"
+    )
+    assert make_room.detail is not None
+    assert make_room.detail["revoked"] == [first.run.old_secret_id]
+    assert make_room.detail["reason"] == "revoking the previous secret"
+    assert current["secret_id"] in world.sim.secret_ids(SUB)
+
+
+def test_two_secrets_with_an_orphan_revokes_the_orphan(world: World) -> None:
+    """An extra secret nobody recorded is revoked to make room; the current one is kept."""
+    world.seed_primary(with_id=True)
+    orphan = world.sim.add_secret(PRIMARY, "Orphan1Secret")
+    outcome, services = rotate(world, PRIMARY)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    make_room = next(
+        e for e in services.audit.events(run_id=outcome.run.id) if e.step == "make_room"
+    )
+    assert make_room.detail is not None
+    assert make_room.detail["revoked"] == [orphan]
+    assert make_room.detail["reason"] == "revoking an orphan secret"
+    assert violations(world, PRIMARY, services.audit) == []
+
+
+def test_two_unidentifiable_secrets_stop_with_advice_and_change_nothing(world: World) -> None:
+    """Two secrets and a record without an id: the run fails, pointing at `rotator adopt`."""
+    world.seed_primary(with_id=False)
+    world.sim.add_secret(PRIMARY, "Second1Secret")
+    before = world.sim.secret_ids(PRIMARY)
+    outcome, services = rotate(world, PRIMARY)
+    assert outcome.run.status == RunStatus.FAILED
+    assert outcome.run.error is not None
+    assert "rotator adopt" in outcome.run.error
+    assert world.sim.secret_ids(PRIMARY) == before
+    assert world.vault_record(PRIMARY, "rotator-state") is None, "nothing staged"
+
+
+def test_unidentifiable_subaccount_with_revoke_older_switch_rotates(world: World) -> None:
+    """With rotation.on_unidentified: revoke_older the older unknown secret makes room."""
+    world.seed_primary()
+    older = world.sim.secret_ids(SUB)[0]
+    world.sim.add_secret(SUB, "Second1Secret")
+    world.configure(rotation={"on_unidentified": "revoke_older"})
+    outcome, _ = rotate(world, SUB)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    assert older not in world.sim.secret_ids(SUB)
+    assert world.sim.secret_ids(SUB) == [outcome.run.new_secret_id]
+
+
+def test_record_without_id_and_one_secret_is_identified(world: World) -> None:
+    """The primary's first secret may be seeded without its id: one secret on Vonage is it."""
+    world.seed_primary(with_id=False)
+    outcome, _ = rotate(world, PRIMARY)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    make_room = outcome.run
+    assert make_room.old_secret_id is not None
+
+
+def test_verification_failure_rolls_back_and_keeps_the_old_secret(world: World) -> None:
+    """A new secret that never authenticates is revoked; the old one stays current and works."""
+    world.seed_primary()
+    world.seed_vault(SUB, SUBACCOUNTS[SUB], world.sim.secret_ids(SUB)[0])
+    world.configure(rotation={"verify_timeout": "1s"})
+    world.sim.propagation_delay = 3600
+    outcome, services = rotate(world, SUB)
+    assert outcome.run.status == RunStatus.ROLLED_BACK
+    assert "did not authenticate" in (outcome.run.error or "")
+    record = world.vault_record(SUB)
+    assert record is not None
+    assert record["api_secret"] == SUBACCOUNTS[SUB]
+    assert world.sim.secret_ids(SUB) == [record["secret_id"]]
+    assert world.sim.authenticates(SUB, SUBACCOUNTS[SUB])
+    state = world.vault_record(SUB, "rotator-state") or {}
+    assert state.get("pending") is None
+    assert violations(world, SUB, services.audit) == []
+
+
+def test_propagation_delay_is_ridden_out(world: World) -> None:
+    """A new secret that needs a second or two to authenticate is verified, not rolled back."""
+    world.seed_primary()
+    world.sim.propagation_delay = 1.5
+    outcome, services = rotate(world, SUB)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    verify = next(e for e in services.audit.events(run_id=outcome.run.id) if e.step == "verify")
+    assert verify.detail is not None
+    assert verify.detail["attempts"] > 1
+
+
+def test_missing_primary_record_is_a_clear_error(world: World) -> None:
+    """Without the primary's secret in Vault nothing can be managed; the failed run says where."""
+    outcome, _ = rotate(world, SUB)
+    assert outcome.run.status == RunStatus.FAILED
+    assert f"secret/{world.prefix}/vonage/{PRIMARY}" in (outcome.run.error or "")
+    assert NoWorkingSecretError.__name__ in (outcome.run.error or "")
+
+
+def test_unknown_key_fails_without_touching_anything(world: World) -> None:
+    """A key that is not the primary's subaccount fails with Vonage's 404, recorded."""
+    world.seed_primary()
+    outcome, _ = rotate(world, "nosuchkey")
+    assert outcome.run.status == RunStatus.FAILED
+    assert "404" in (outcome.run.error or "")
+
+
+def test_rotating_twice_keeps_one_secret(world: World) -> None:
+    """Two rotations in a row each replace the secret; never more than one remains."""
+    world.seed_primary()
+    rotate(world, PRIMARY)
+    outcome, services = rotate(world, PRIMARY)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    assert len(world.sim.secret_ids(PRIMARY)) == 1
+    assert violations(world, PRIMARY, services.audit) == []
+
+
+def test_grace_period_keeps_the_old_secret_until_revocation_completes(world: World) -> None:
+    """With a grace period the old secret stays usable until the deferred revocation runs."""
+    world.seed_primary()
+    world.seed_vault(SUB, SUBACCOUNTS[SUB], world.sim.secret_ids(SUB)[0])
+    world.configure(rotation={"grace_period": "1h"})
+    outcome, services = rotate(world, SUB)
+    assert outcome.run.status == RunStatus.AWAITING_REVOKE
+    assert world.sim.authenticates(SUB, SUBACCOUNTS[SUB])
+    state = world.vault_record(SUB, "rotator-state")
+    assert state is not None
+    assert state["previous"]["secret"] == SUBACCOUNTS[SUB]
+    done = services.rotator.complete_revocation(outcome.run)
+    assert done.status == RunStatus.SUCCEEDED
+    assert not world.sim.authenticates(SUB, SUBACCOUNTS[SUB])
+    assert violations(world, SUB, services.audit) == []
