@@ -166,6 +166,7 @@ class ChainReport:
     checked: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    head: str = GENESIS  # the last good hash: keep a copy elsewhere to detect a rewritten chain
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -409,7 +410,7 @@ class AuditLog:
                 if event_hash(prev_hash, _hashed_fields(row)) != row.hash:
                     return ChainReport(False, checked, row.seq, f"row {row.seq} was altered")
                 prev_hash, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
-        return ChainReport(True, checked)
+        return ChainReport(True, checked, head=prev_hash)
 
     def _append(self, conn: Connection, **fields: Any) -> Event:
         if is_postgres(self.engine):

@@ -158,6 +158,10 @@ class RotationConfig(_Model):
     on_unidentified: Literal["error", "revoke_older"] = "error"
     lease_ttl: Duration = timedelta(minutes=5)
     lock_wait: Duration = timedelta(seconds=0)
+    # The daemon (`rotator run`): how many keys it rotates at once, and how soon it retries a key
+    # whose last run failed or was rolled back (instead of waiting a whole schedule interval).
+    max_parallel: int = Field(default=4, ge=1, le=64)
+    retry_delay: Duration = timedelta(minutes=15)
 
     @field_validator("secret_length")
     @classmethod

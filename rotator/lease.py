@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,13 +90,25 @@ class Leases:
         self.ttl = ttl
         self.owner = owner or make_owner()
 
-    def acquire(self, api_key: str, *, wait: timedelta = timedelta(0), poll: float = 0.2) -> Lease:
-        """Take ``api_key``'s lease, waiting up to ``wait`` for the current holder."""
+    def acquire(
+        self,
+        api_key: str,
+        *,
+        wait: timedelta = timedelta(0),
+        poll: float = 0.2,
+        on_wait: Callable[[LeaseInfo], None] | None = None,
+    ) -> Lease:
+        """Take ``api_key``'s lease, waiting up to ``wait`` for the current holder
+        (``on_wait`` is told once who holds it, so a person at a terminal knows why)."""
         deadline = time.monotonic() + wait.total_seconds()
+        told = False
         while True:
             lease, holder = self._try_acquire(api_key)
             if lease is not None:
                 return lease
+            if on_wait is not None and holder is not None and not told and wait.total_seconds():
+                on_wait(holder)
+                told = True
             if time.monotonic() >= deadline:
                 assert holder is not None
                 raise LeaseHeldError(
@@ -105,51 +118,54 @@ class Leases:
             time.sleep(poll)
 
     def _try_acquire(self, api_key: str) -> tuple[Lease | None, LeaseInfo | None]:
+        with translate_errors("take the key's lease", self.engine):
+            try:
+                return self._try_acquire_row(api_key)
+            except IntegrityError:
+                pass  # lost an insert race (caught before translate_errors hides it)
+        return None, self.holder(api_key)  # the winner holds it
+
+    def _try_acquire_row(self, api_key: str) -> tuple[Lease | None, LeaseInfo | None]:
         now = utcnow()
-        try:
-            with translate_errors("take the key's lease", self.engine), self.engine.begin() as c:
-                current = self._select_for_update(c, api_key)
-                if current is None:
-                    lease = Lease(
-                        api_key=api_key, owner=self.owner, token=1, expires_at=now + self.ttl
-                    )
-                    c.execute(
-                        sa.insert(LeaseRow).values(
-                            api_key=api_key,
-                            owner=self.owner,
-                            token=1,
-                            acquired_at=now,
-                            expires_at=lease.expires_at,
-                        )
-                    )
-                    return lease, None
-                free = (
-                    current.expires_at <= now
-                    or current.owner == self.owner
-                    or owner_is_dead(current.owner)
-                )
-                if not free:
-                    return None, current
-                lease = Lease(
-                    api_key=api_key,
-                    owner=self.owner,
-                    token=current.token + 1,
-                    expires_at=now + self.ttl,
-                )
+        with self.engine.begin() as c:
+            current = self._select_for_update(c, api_key)
+            if current is None:
+                lease = Lease(api_key=api_key, owner=self.owner, token=1, expires_at=now + self.ttl)
                 c.execute(
-                    sa.update(LeaseRow)
-                    .where(LeaseRow.api_key == api_key, LeaseRow.token == current.token)
-                    .values(
+                    sa.insert(LeaseRow).values(
+                        api_key=api_key,
                         owner=self.owner,
-                        token=lease.token,
+                        token=1,
                         acquired_at=now,
                         expires_at=lease.expires_at,
-                        run_id=None,
                     )
                 )
                 return lease, None
-        except IntegrityError:
-            return None, self.holder(api_key)  # lost an insert race; the winner holds it
+            free = (
+                current.expires_at <= now
+                or current.owner == self.owner
+                or owner_is_dead(current.owner)
+            )
+            if not free:
+                return None, current
+            lease = Lease(
+                api_key=api_key,
+                owner=self.owner,
+                token=current.token + 1,
+                expires_at=now + self.ttl,
+            )
+            c.execute(
+                sa.update(LeaseRow)
+                .where(LeaseRow.api_key == api_key, LeaseRow.token == current.token)
+                .values(
+                    owner=self.owner,
+                    token=lease.token,
+                    acquired_at=now,
+                    expires_at=lease.expires_at,
+                    run_id=None,
+                )
+            )
+            return lease, None
 
     def renew(self, lease: Lease, *, run_id: str | None = None) -> Lease:
         """Extend the lease; raise ``LeaseLostError`` if another owner took it (fencing)."""

@@ -38,6 +38,7 @@ class Observed:
     record_secret_id: str | None
     record_authenticates: bool | None = None  # None: not checked
     previous_id: str | None = None  # Vault's "previous" bookkeeping
+    adopted_id: str | None = None  # named by an operator with `rotator adopt`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +55,8 @@ def identify(seen: Observed) -> Identified:
     ids = seen.vonage_ids
     if seen.record_exists and seen.record_secret_id in ids:
         return Identified(current_id=seen.record_secret_id, old_id=seen.record_secret_id)
+    if seen.adopted_id in ids:
+        return Identified(current_id=None, old_id=seen.adopted_id)
     usable = seen.record_exists and seen.record_authenticates is not False
     if usable and seen.previous_id in ids and len(ids) == 2:
         other = next(i for i in ids if i != seen.previous_id)
@@ -158,3 +161,43 @@ def created_candidates(
 def verify_backoff(attempt: int, *, base: float = 0.25, cap: float = 5.0) -> float:
     """Seconds to wait before verification attempt ``attempt`` (1-based)."""
     return float(min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What a rotation would do now, in words an operator can check before it happens."""
+
+    current_id: str | None
+    actions: tuple[str, ...]
+    blocked: str | None = None
+
+
+def plan(
+    seen: Observed,
+    *,
+    emergency: bool,
+    grace_period: timedelta,
+    revoke_older_if_unidentified: bool,
+) -> Plan:
+    """The actions ``rotate`` would take given ``seen`` — computed, never performed."""
+    who = identify(seen)
+    try:
+        room = make_room(seen, who, revoke_older_if_unidentified=revoke_older_if_unidentified)
+    except Unidentified as exc:
+        return Plan(current_id=None, actions=(), blocked=str(exc))
+    actions = [f"revoke {secret_id} ({room.reason})" for secret_id in room.revoke]
+    actions += [
+        "generate a new secret and stage it in Vault as pending",
+        "create it on Vonage",
+        "verify that it authenticates (get-balance)",
+        "promote it to current in Vault",
+    ]
+    if emergency:
+        actions.append("revoke every other secret of the key (emergency)")
+    elif room.old_id is None:
+        pass
+    elif grace_period > timedelta(0):
+        actions.append(f"revoke {room.old_id} after the grace period ({grace_period})")
+    else:
+        actions.append(f"revoke {room.old_id}")
+    return Plan(current_id=who.current_id, actions=tuple(actions))

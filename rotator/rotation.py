@@ -11,6 +11,7 @@ what Vault and Vonage show, by the next run of the key (``rotator.protocol.resum
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from rotator.errors import (
     VonageServerError,
     VonageTransportError,
 )
-from rotator.lease import Lease, Leases
+from rotator.lease import Lease, LeaseInfo, Leases
 from rotator.protocol import (
     Identified,
     Observed,
@@ -120,6 +121,7 @@ class Rotator:
         self.leases = leases
         self._sleep = sleep
         self._clock = clock
+        self.stop_requested = threading.Event()  # set by the daemon on SIGTERM
 
     @property
     def primary(self) -> str:
@@ -136,10 +138,11 @@ class Rotator:
         reason: str | None = None,
         emergency: bool = False,
         lock_wait: timedelta | None = None,
+        on_wait: Callable[[LeaseInfo], None] | None = None,
     ) -> Outcome:
         """Rotate ``api_key`` once (after finishing any run a crash left behind)."""
         wait = self.config.rotation.lock_wait if lock_wait is None else lock_wait
-        lease = self.leases.acquire(api_key, wait=wait)
+        lease = self.leases.acquire(api_key, wait=wait, on_wait=on_wait)
         structlog.contextvars.bind_contextvars(api_key=api_key)
         try:
             resumed = [self._resume(run, lease) for run in self.audit.unfinished_runs(api_key)]
@@ -176,6 +179,9 @@ class Rotator:
                 return current
             ctx = self._context(current, lease, emergency=False)
             ctx.new_id, ctx.old_id = current.new_secret_id, current.old_secret_id
+            record = self.vault.read_current(run.api_key)
+            if record is None or record.secret_id != current.new_secret_id:
+                return self._supersede(current, "a later rotation replaced its secret")
             self._revoke_old(ctx)
             return self.audit.finish_run(run.id, RunStatus.SUCCEEDED)
         finally:
@@ -192,6 +198,8 @@ class Rotator:
             self._inspect(ctx)
             self._make_room(ctx)
             self._generate(ctx)
+            if self.stop_requested.is_set():  # the last point where stopping leaves nothing
+                raise RotationError("stopped before staging a new secret: rotator is shutting down")
             self._stage(ctx)
             self._create(ctx)
             self._verify(ctx)
@@ -253,6 +261,7 @@ class Rotator:
             record_secret_id=record.secret_id if record else None,
             record_authenticates=authenticates,
             previous_id=previous,
+            adopted_id=ctx.state.adopted_id,
         )
 
     def _make_room(self, ctx: RunContext) -> None:
@@ -282,9 +291,14 @@ class Rotator:
             ctx.listed = [s for s in ctx.listed if s.id not in plan.revoke]
             if ctx.state.previous and ctx.state.previous.secret_id in plan.revoke:
                 ctx.state = self.vault.write_state(
-                    ctx.api_key, pending=ctx.state.pending, previous=None, cas=ctx.state.version
+                    ctx.api_key,
+                    pending=ctx.state.pending,
+                    previous=None,
+                    adopted_id=ctx.state.adopted_id,
+                    cas=ctx.state.version,
                 )
                 rec.vault_version = ctx.state.version
+            self._close_superseded(ctx, {s.id for s in ctx.listed})
 
     def _generate(self, ctx: RunContext) -> None:
         with self._step(ctx, Step.GENERATE) as rec:
@@ -474,12 +488,32 @@ class Rotator:
                 raise RotationError(f"{ctx.api_key}: secrets {leftover} survived revocation")
             if leftover:
                 log.warning("unknown_secret_left", secret_ids=leftover)
+            self._close_superseded(ctx, set(remaining))
             state = self.vault.read_state(ctx.api_key)
             if state.previous is not None:
                 state = self.vault.write_state(
                     ctx.api_key, pending=state.pending, previous=None, cas=state.version
                 )
             rec.vault_version = state.version
+
+    def _close_superseded(self, ctx: RunContext, on_vonage: set[str]) -> None:
+        """Runs awaiting revocation whose old secret is gone now are done."""
+        for waiting in self.audit.awaiting_revoke(ctx.api_key):
+            if waiting.id != ctx.run.id and waiting.old_secret_id not in on_vonage:
+                self._supersede(waiting, f"its old secret was revoked by run {ctx.run.id}")
+
+    def _supersede(self, run: Run, why: str) -> Run:
+        log.info("run_superseded", superseded_run=run.id, why=why)
+        self.audit.record(
+            run_id=run.id,
+            api_key=run.api_key,
+            step=Step.REVOKE,
+            outcome="superseded",
+            started_at=utcnow(),
+            secret_id=run.old_secret_id,
+            detail={"why": why},
+        )
+        return self.audit.finish_run(run.id, RunStatus.SUCCEEDED)
 
     # -- failure and rollback ---------------------------------------------------------------
 

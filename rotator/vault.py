@@ -95,6 +95,7 @@ class StagedSecret:
 class RotationState:
     pending: StagedSecret | None = None
     previous: StagedSecret | None = None
+    adopted_id: str | None = None  # `rotator adopt` for a key whose value Vault does not hold
     version: int = 0
 
 
@@ -209,6 +210,7 @@ class VaultStore:
         return RotationState(
             pending=StagedSecret.from_data(data.get("pending"), f"{where} (pending)"),
             previous=StagedSecret.from_data(data.get("previous"), f"{where} (previous)"),
+            adopted_id=data.get("adopted_id") or None,
             version=version,
         )
 
@@ -219,13 +221,47 @@ class VaultStore:
         pending: StagedSecret | None,
         previous: StagedSecret | None,
         cas: int,
+        adopted_id: str | None = None,
     ) -> RotationState:
         data = {
             "pending": pending.to_data() if pending else None,
             "previous": previous.to_data() if previous else None,
+            "adopted_id": adopted_id,
         }
         version = self._write(self.state_path(api_key), data, cas)
-        return RotationState(pending=pending, previous=previous, version=version)
+        return RotationState(
+            pending=pending, previous=previous, adopted_id=adopted_id, version=version
+        )
+
+    def required_capabilities(self) -> dict[str, set[str]]:
+        """What rotator's token must be allowed on each path (the policy in deploy/vault)."""
+        mount = self._config.mount
+        needed: dict[str, set[str]] = {}
+        for prefix in (self._config.path_prefix, self._config.state_prefix):
+            needed[f"{mount}/data/{prefix}/x"] = {"create", "read", "update"}
+            needed[f"{mount}/metadata/{prefix}/x"] = {"read", "list"}
+        return needed
+
+    def missing_capabilities(self) -> dict[str, set[str]]:
+        """Capabilities the token lacks on rotator's paths (empty when the policy is right)."""
+        needed = self.required_capabilities()
+        answer = self._call(
+            "read the token's capabilities",
+            lambda: self._client.adapter.post(
+                "/v1/sys/capabilities-self", json={"paths": sorted(needed)}
+            ),
+        )
+        granted = answer if isinstance(answer, dict) else {}
+        granted = granted.get("data", granted)
+        missing = {}
+        for path, caps in needed.items():
+            have = set(granted.get(path, []))
+            if "root" in have:
+                continue
+            lacking = caps - have
+            if lacking:
+                missing[path] = lacking
+        return missing
 
     def list_keys(self) -> list[str]:
         """API keys with a record on the application path."""

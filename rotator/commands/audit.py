@@ -1,0 +1,176 @@
+"""``rotator audit``: list runs (filters; table, JSON lines or CSV), ``show`` one run step by
+step, ``verify`` the hash chain. Read-only."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from rotator.audit import AuditLog, Run, RunStatus
+from rotator.cli import app, console, die, get_config
+from rotator.durations import parse_duration
+from rotator.errors import ConfigError, RotatorError
+from rotator.services import open_database
+
+audit_app = typer.Typer(help="Read and verify the audit log.", invoke_without_command=True)
+app.add_typer(audit_app, name="audit")
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+CSV_FIELDS = ["run_id", "api_key", "trigger", "status", "emergency", "actor", "reason",
+              "old_secret_id", "new_secret_id", "started_at", "finished_at", "error"]  # fmt: skip
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    """An ISO date/time, or a duration meaning that long ago (``7d``)."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except ValueError:
+        die(ConfigError(f"{option}: {text!r} is neither an ISO date/time nor a duration like 7d"))
+
+
+def _audit_log() -> AuditLog:
+    try:
+        return AuditLog(open_database(get_config(), migrate=False))
+    except RotatorError as exc:
+        die(exc)
+
+
+@audit_app.callback()
+def audit(
+    ctx: typer.Context,
+    api_key: Annotated[str | None, typer.Option(help="Only this key.")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="Only this run (id or prefix).")] = None,
+    since: Annotated[str | None, typer.Option(help="From (ISO time, or e.g. 7d ago).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until (ISO time, or e.g. 1d ago).")] = None,
+    outcome: Annotated[list[RunStatus] | None, typer.Option(help="Only these statuses.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 100,
+    output: Annotated[Format, typer.Option("--format", help="table, json (lines) or csv.")] = (
+        Format.table
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+) -> None:
+    """List rotation runs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    log = _audit_log()
+    try:
+        if run is not None:
+            found = log.find_run(run)
+            runs = [found] if found else []
+        else:
+            runs = log.runs(
+                api_key=api_key,
+                statuses=outcome or None,
+                since=_moment(since, "--since"),
+                until=_moment(until, "--until"),
+                limit=limit,
+            )
+    except RotatorError as exc:
+        die(exc)
+    _print_runs(runs, Format.json if as_json else output)
+
+
+def _print_runs(runs: list[Run], output: Format) -> None:
+    if output is Format.json:
+        for r in runs:
+            typer.echo(json.dumps(r.to_json()))
+    elif output is Format.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for r in runs:
+            writer.writerow(r.to_json())
+    else:
+        table = Table()
+        for column in ("run", "key", "trigger", "status", "actor", "started", "old → new", "error"):
+            table.add_column(column)
+        for r in runs:
+            bad = r.status in {RunStatus.FAILED, RunStatus.ROLLED_BACK}
+            table.add_row(
+                r.id[:8],
+                r.api_key,
+                r.trigger,
+                f"[red]{r.status}[/red]" if bad else str(r.status),
+                r.actor,
+                f"{r.started_at:%Y-%m-%d %H:%M:%S}Z",
+                f"{r.old_secret_id or '-'} → {r.new_secret_id or '-'}",
+                (r.error or "")[:80],
+            )
+        console().print(table)
+
+
+@audit_app.command("show")
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Tell one run step by step."""
+    log = _audit_log()
+    try:
+        run = log.find_run(run_id)
+        if run is None:
+            die(ConfigError(f"no run (or more than one) matches {run_id!r}"))
+        events = log.events(run_id=run.id)
+    except RotatorError as exc:
+        die(exc)
+    if as_json:
+        typer.echo(json.dumps({**run.to_json(), "events": [e.to_json() for e in events]}, indent=2))
+        return
+    out = console()
+    out.print(f"[bold]run {run.id}[/bold]  {run.api_key}  {run.trigger}  status {run.status}")
+    out.print(f"actor {run.actor}; reason {run.reason or '-'}")
+    out.print(f"secret {run.old_secret_id or '-'} → {run.new_secret_id or '-'}")
+    for event in events:
+        took = (event.finished_at - event.started_at).total_seconds()
+        line = (
+            f"  #{event.seq:<5} {event.finished_at:%H:%M:%S}  {event.step:<10} {event.outcome:<11}"
+        )
+        line += f" {took:6.2f}s"
+        if event.secret_id:
+            line += f"  secret {event.secret_id}"
+        if event.request_id:
+            line += f"  vonage request {event.request_id}"
+        if event.vault_version is not None:
+            line += f"  vault v{event.vault_version}"
+        out.print(line, markup=False)
+        if event.error:
+            out.print(f"          error: {event.error}", markup=False)
+    if run.error:
+        out.print(f"[red]error: {run.error}[/red]")
+
+
+@audit_app.command("verify")
+def verify() -> None:
+    """Walk the hash chain; exit 1 and name the first altered, deleted or reordered row."""
+    log = _audit_log()
+    try:
+        report = log.verify_chain()
+    except RotatorError as exc:
+        die(exc)
+    if report.ok:
+        typer.echo(f"audit chain verified: {report.checked} events, head {report.head}")
+        return
+    typer.echo(
+        f"AUDIT CHAIN BROKEN at event {report.first_bad_seq}: {report.problem} "
+        f"({report.checked} events verified before it)"
+    )
+    raise typer.Exit(1)

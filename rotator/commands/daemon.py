@@ -1,0 +1,38 @@
+"""``rotator run``: the daemon (or, with ``--once``, one pass over the keys that are due)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from rotator.cli import app, die, get_config
+from rotator.errors import RotatorError
+
+
+@app.command("run")
+def run_daemon(
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="Rotate every key that is due now (subaccounts first), then exit: "
+            "0 if all succeeded, 1 if any failed. For cron jobs and tests.",
+        ),
+    ] = False,
+) -> None:
+    """Rotate every key on schedule until SIGTERM/SIGINT; serves /healthz, /readyz, /metrics
+    and /status on http.listen. Logs JSON lines to stdout."""
+    from rotator.daemon import Daemon
+
+    try:
+        config = get_config(log_stream=sys.stdout)
+    except RotatorError as exc:
+        die(exc)
+    daemon = Daemon(config)
+    try:
+        code = daemon.run_once() if once else daemon.run()
+    except RotatorError as exc:
+        die(exc)
+    raise typer.Exit(code)

@@ -1,0 +1,154 @@
+"""``rotator plan``, ``rotator status`` and ``rotator check``: read-only views."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from rotator.cli import app, console, die, get_config, print_json
+from rotator.durations import format_duration
+from rotator.errors import RotatorError
+from rotator.inspection import KeyView, account_keys, admin_credentials, observe
+from rotator.services import Services, build
+
+
+def _views(services: Services, api_key: str | None, *, emergency: bool = False) -> list[KeyView]:
+    admin = admin_credentials(services)
+    keys = [api_key] if api_key else account_keys(services, admin)
+    return [observe(services, key, admin=admin, emergency=emergency) for key in keys]
+
+
+def _age(delta: timedelta | None) -> str:
+    return format_duration(delta) if delta is not None else "-"
+
+
+def _next_due(services: Services, view: KeyView) -> datetime | None:
+    from rotator.scheduling import next_due, schedule_for
+
+    return next_due(
+        schedule_for(services.config, view.api_key),
+        api_key=view.api_key,
+        last_success=view.last_success,
+        first_seen=datetime.now(UTC),
+    )
+
+
+def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
+    try:
+        services = build(get_config())
+    except RotatorError as exc:
+        die(exc)
+    try:
+        views = _views(services, api_key, emergency=emergency)
+    except RotatorError as exc:
+        die(exc)
+    finally:
+        services.close()
+    if as_json:
+        print_json([v.to_json() for v in views])
+        return
+    out = console()
+    now = datetime.now(UTC)
+    for view in views:
+        out.print(f"[bold]{view.api_key}[/bold]{' (primary)' if view.is_primary else ''}")
+        if view.error:
+            out.print(f"  [red]cannot inspect: {view.error}[/red]")
+            continue
+        for secret in view.secrets:
+            mark = "current" if view.current is secret else ""
+            age = _age(now - secret.created_at)
+            out.print(f"  secret {secret.id}  age {age:>8}  {mark}")
+        vault = "no record"
+        if view.record_present:
+            vault = f"current secret id {view.record_secret_id or '(none recorded)'}"
+        if view.pending:
+            vault += f"; pending {view.pending_id or '(not yet on Vonage)'}"
+        if view.previous_id:
+            vault += f"; previous {view.previous_id}"
+        if view.adopted_id:
+            vault += f"; adopted {view.adopted_id}"
+        out.print(f"  vault: {vault}")
+        if view.last_run is not None:
+            run = view.last_run
+            out.print(f"  last run: {run.status} {run.started_at:%Y-%m-%d %H:%M}Z ({run.id[:8]})")
+        assert view.plan is not None
+        if view.plan.blocked:
+            out.print(f"  [red]would stop: {view.plan.blocked}[/red]")
+            out.print("  resolve with: rotator adopt API_KEY --secret-id ID")
+        else:
+            out.print("  would:")
+            for number, action in enumerate(view.plan.actions, 1):
+                out.print(f"    {number}. {action}")
+
+
+@app.command()
+def plan(
+    api_key: Annotated[str | None, typer.Argument(help="One key (default: every key).")] = None,
+    emergency: Annotated[bool, typer.Option(help="Plan an emergency rotation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Show what rotator sees for each key and exactly what it would do. Changes nothing."""
+    show_plans(api_key, emergency=emergency, as_json=as_json)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
+    """Every key: secret count, current secret and age, last run, next due, lease holder."""
+    try:
+        services = build(get_config())
+    except RotatorError as exc:
+        die(exc)
+    try:
+        views = _views(services, None)
+        dues = {v.api_key: _next_due(services, v) for v in views}
+    except RotatorError as exc:
+        die(exc)
+    finally:
+        services.close()
+    if as_json:
+        print_json(
+            [
+                {**v.to_json(), "next_due": (d.isoformat() if (d := dues[v.api_key]) else None)}
+                for v in views
+            ]
+        )
+        return
+    table = Table(title="rotator status")
+    for column in ("key", "secrets", "current secret", "age", "last run", "next due", "lease"):
+        table.add_column(column)
+    for view in views:
+        current = view.current
+        run = view.last_run
+        failed = run is not None and str(run.status) in {"failed", "rolled_back"}
+        last = f"{run.status} {run.started_at:%Y-%m-%d %H:%M}Z" if run else "never"
+        due = dues[view.api_key]
+        table.add_row(
+            view.api_key + (" (primary)" if view.is_primary else ""),
+            str(len(view.secrets)) if not view.error else "?",
+            current.id if current else ("[red]unknown[/red]" if not view.error else view.error),
+            _age(view.age()),
+            f"[red]{last}[/red]" if failed else last,
+            f"{due:%Y-%m-%d %H:%M}Z" if due else "-",
+            view.lease.owner if view.lease and view.lease.active else "",
+        )
+    console().print(table)
+
+
+@app.command()
+def check() -> None:
+    """Validate the config and connectivity; one actionable line per problem."""
+    try:
+        config = get_config()
+    except RotatorError as exc:
+        typer.echo(f"FAIL config: {exc}")
+        raise typer.Exit(2) from None
+    from rotator.checks import run_checks
+
+    results = run_checks(config)
+    for result in results:
+        typer.echo(f"{'ok  ' if result.ok else 'FAIL'} {result.area}: {result.message}")
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)

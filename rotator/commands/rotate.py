@@ -1,0 +1,147 @@
+"""``rotator rotate``: one key, or ``--all``; ``--emergency``; ``--dry-run``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from rotator.audit import Trigger
+from rotator.cli import app, default_actor, die, get_config, print_json, run_line
+from rotator.errors import ConfigError, RotatorError
+from rotator.lease import LeaseInfo
+from rotator.rotation import Outcome
+from rotator.services import Services, build
+
+EMERGENCY_WAIT = 300.0
+
+
+@app.command()
+def rotate(
+    api_key: Annotated[
+        str | None, typer.Argument(help="The API key to rotate (primary or subaccount).")
+    ] = None,
+    all_keys: Annotated[
+        bool, typer.Option("--all", help="Every key of the account: subaccounts, then primary.")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Who; defaults to $ROTATOR_ACTOR or the OS user.")
+    ] = None,
+    emergency: Annotated[
+        bool,
+        typer.Option(help="Skip the grace period and revoke every other secret of the key."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
+    ] = False,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for a rotation in progress "
+            f"(default: rotation.lock_wait; {EMERGENCY_WAIT:g} with --emergency)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Rotate now. Exit 0 only when every new secret is current and verified."""
+    if (api_key is None) == (not all_keys):
+        die(ConfigError("give one API_KEY or --all"))
+    if emergency and not reason:
+        die(ConfigError("--emergency needs --reason (it goes in the audit log and the alert)"))
+    if dry_run:
+        from rotator.commands.inspect import show_plans
+
+        show_plans(api_key, emergency=emergency, as_json=as_json)
+        return
+    try:
+        services = build(get_config())
+    except RotatorError as exc:
+        die(exc)
+    try:
+        keys = _keys(services, api_key)
+        if wait is None and emergency:
+            wait = EMERGENCY_WAIT
+        outcomes = [
+            _rotate_one(services, key, reason, actor, emergency, wait, as_json) for key in keys
+        ]
+    finally:
+        services.close()
+    if as_json:
+        print_json([_outcome_json(o) for o in outcomes] if all_keys else _outcome_json(outcomes[0]))
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _keys(services: Services, api_key: str | None) -> list[str]:
+    if api_key is not None:
+        return [api_key]
+    from rotator.inspection import account_keys
+
+    try:
+        return account_keys(services)
+    except RotatorError as exc:
+        die(exc)
+
+
+def _rotate_one(
+    services: Services,
+    api_key: str,
+    reason: str | None,
+    actor: str | None,
+    emergency: bool,
+    wait: float | None,
+    quiet: bool,
+) -> Outcome:
+    def waiting(holder: LeaseInfo) -> None:
+        typer.echo(
+            f"{api_key} is being rotated by {holder.owner}; waiting up to {wait:g}s "
+            "for it to reach a safe point",
+            err=True,
+        )
+
+    try:
+        outcome = services.rotator.rotate(
+            api_key,
+            trigger=Trigger.MANUAL,
+            actor=actor or default_actor(),
+            reason=reason,
+            emergency=emergency,
+            lock_wait=timedelta(seconds=wait) if wait is not None else None,
+            on_wait=waiting,
+        )
+    except RotatorError as exc:
+        die(exc)
+    _alert(services, outcome)
+    if not quiet:
+        for old in outcome.resumed:
+            typer.echo(f"resumed   {run_line(old)}")
+        typer.echo(f"{'rotated' if outcome.ok else 'FAILED':9} {run_line(outcome.run)}")
+    return outcome
+
+
+def _alert(services: Services, outcome: Outcome) -> None:
+    """Emergencies and failures page someone (deduplicated by the notifier)."""
+    run = outcome.run
+    kind = "emergency" if run.emergency else None
+    if not outcome.ok:
+        kind = str(run.status)
+    if kind is None:
+        return
+    from rotator.notify import Notifier
+
+    notifier = Notifier(
+        services.config, audit=services.audit, vault=services.vault, vonage=services.vonage
+    )
+    message = f"{run.api_key}: {kind} rotation by {run.actor} ({run.reason or 'no reason'})"
+    if run.error:
+        message += f": {run.error}"
+    try:
+        notifier.alert(kind, run.api_key, message, run_id=run.id)
+    finally:
+        notifier.close()
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, object]:
+    return {**outcome.run.to_json(), "resumed": [r.to_json() for r in outcome.resumed]}

@@ -1,0 +1,119 @@
+"""Which keys the daemon manages: the primary and, via the Subaccounts API, its subaccounts.
+
+Include/exclude globs match a key or its name; suspended subaccounts are dropped (they cannot
+authenticate, so rotating them could only fail). Changes to the managed set are audit events
+(step ``discovery``, outcome ``added``/``removed``), and the set last recorded there is what
+the next discovery compares against, so a restart does not re-announce every key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import structlog
+
+from rotator.audit import AuditLog, utcnow
+from rotator.config import Config
+from rotator.db import translate_errors
+from rotator.errors import NoWorkingSecretError
+from rotator.models import AuditEventRow
+from rotator.scheduling import selected
+from rotator.vault import VaultStore
+from rotator.vonage import Credentials, VonageClient
+
+log = structlog.get_logger("rotator.discovery")
+STEP = "discovery"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Account:
+    api_key: str
+    name: str | None = None
+    primary: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Discovered:
+    accounts: list[Account]
+    added: list[str]
+    removed: list[str]
+
+    def keys(self) -> set[str]:
+        return {a.api_key for a in self.accounts}
+
+
+class Discovery:
+    def __init__(
+        self, config: Config, *, audit: AuditLog, vault: VaultStore, vonage: VonageClient
+    ) -> None:
+        self._config = config
+        self._audit = audit
+        self._vault = vault
+        self._vonage = vonage
+
+    @property
+    def primary(self) -> str:
+        return self._config.vonage.primary_api_key
+
+    def accounts(self) -> list[Account]:
+        """The keys to manage now (raises VaultError/VonageError when they cannot be listed)."""
+        accounts = self._config.accounts
+        found = [Account(api_key=self.primary, primary=True)]
+        if accounts.discover_subaccounts:
+            record = self._vault.read_current(self.primary)
+            if record is None:
+                raise NoWorkingSecretError(
+                    f"no secret for the primary account {self.primary} at "
+                    f"{self._vault.describe(self.primary)}: cannot list its subaccounts"
+                )
+            creds = Credentials(self.primary, record.api_secret)
+            for sub in self._vonage.list_subaccounts(creds).subaccounts:
+                if sub.suspended or sub.api_key == self.primary:
+                    continue
+                found.append(Account(api_key=sub.api_key, name=sub.name))
+        else:
+            # Without discovery, keys named in accounts.overrides are managed besides the primary.
+            for override in accounts.overrides:
+                if override.api_key != self.primary:
+                    found.append(Account(api_key=override.api_key))
+        return [
+            a
+            for a in found
+            if selected(a.api_key, a.name, include=accounts.include, exclude=accounts.exclude)
+        ]
+
+    def discover(self) -> Discovered:
+        """List the accounts and record what changed since the last recorded discovery."""
+        accounts = self.accounts()
+        now_keys = {a.api_key for a in accounts}
+        known = self.recorded_keys()
+        added = sorted(now_keys - known)
+        removed = sorted(known - now_keys)
+        for key, outcome in [(k, "added") for k in added] + [(k, "removed") for k in removed]:
+            self._audit.record(
+                step=STEP,
+                outcome=outcome,
+                started_at=utcnow(),
+                api_key=key,
+                actor="rotator-daemon",
+            )
+            log.info("discovery_" + outcome, api_key=key)
+        return Discovered(accounts=accounts, added=added, removed=removed)
+
+    def recorded_keys(self) -> set[str]:
+        """Keys whose newest discovery event says ``added``."""
+        engine = self._audit.engine
+        newest = (
+            sa.select(sa.func.max(AuditEventRow.seq))
+            .where(AuditEventRow.step == STEP)
+            .group_by(AuditEventRow.api_key)
+        )
+        query = sa.select(AuditEventRow.api_key).where(
+            AuditEventRow.seq.in_(newest), AuditEventRow.outcome == "added"
+        )
+        with translate_errors("read discovery events", engine), engine.connect() as conn:
+            return {row[0] for row in conn.execute(query) if row[0]}
+
+
+__all__ = ["Account", "Discovered", "Discovery"]

@@ -1,0 +1,324 @@
+"""The daemon's read-only HTTP side: health, readiness, Prometheus metrics and a status page.
+
+Standard library only (``ThreadingHTTPServer``), bound to localhost unless configured otherwise.
+GET only; anything else is 405, unknown paths 404, garbage 400 — and the server keeps serving.
+Nothing here can change state or show a secret value; every string on the HTML page is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from rotator import db
+from rotator.durations import format_duration
+from rotator.errors import RotatorError
+from rotator.metrics import CONTENT_TYPE, Metrics
+from rotator.notify import scrub
+from rotator.vault import VaultStore
+from rotator.vonage import Credentials, VonageClient
+
+log = structlog.get_logger("rotator.http")
+VONAGE_CHECK_TTL = 60.0  # seconds a Vonage credentials check is reused: probes must not hammer it
+REQUEST_TIMEOUT = 10.0  # a client that sends nothing for this long is dropped
+
+StatusSource = Callable[[], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "detail": self.detail}
+
+
+class Readiness:
+    """Database migrated, Vault unsealed with a working token, the primary's credentials valid."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        vault: VaultStore,
+        vonage: VonageClient,
+        primary_api_key: str,
+        phase: Callable[[], str],
+        vonage_ttl: float = VONAGE_CHECK_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._vault = vault
+        self._vonage = vonage
+        self._primary = primary_api_key
+        self._phase = phase
+        self._ttl = vonage_ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._vonage_result: tuple[float, Check] | None = None
+
+    def check(self) -> tuple[bool, dict[str, Check]]:
+        phase = self._phase()
+        checks = {
+            "daemon": Check(phase == "running", phase),
+            "database": self._guard(lambda: db.require_migrated(self._engine), "migrated"),
+            "vault": self._guard(self._vault.health, "unsealed, token valid"),
+            "vonage": self._vonage_check(),
+        }
+        return all(c.ok for c in checks.values()), checks
+
+    def _vonage_check(self) -> Check:
+        with self._lock:
+            now = self._clock()
+            if self._vonage_result is not None and now - self._vonage_result[0] < self._ttl:
+                return self._vonage_result[1]
+            result = self._guard(self._check_primary, "primary credentials valid")
+            self._vonage_result = (now, result)
+            return result
+
+    def _check_primary(self) -> None:
+        record = self._vault.read_current(self._primary)
+        if record is None:
+            raise RotatorError(f"no secret for the primary {self._primary} in Vault")
+        self._vonage.get_balance(Credentials(self._primary, record.api_secret))
+
+    @staticmethod
+    def _guard(check: Callable[[], object], ok: str) -> Check:
+        try:
+            check()
+        except RotatorError as exc:
+            return Check(False, scrub(str(exc))[:500])
+        return Check(True, ok)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        metrics: Metrics,
+        status: StatusSource,
+        readiness: Readiness,
+        family: socket.AddressFamily,
+    ) -> None:
+        self.address_family = family
+        self.metrics = metrics
+        self.status = status
+        self.readiness = readiness
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.warning("http_request_error", client=str(client_address[0]) if client_address else "")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "rotator"
+    sys_version = ""
+    timeout = REQUEST_TIMEOUT
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            if path == "/healthz":
+                self._send(200, "text/plain; charset=utf-8", b"ok\n")
+            elif path == "/readyz":
+                self._readyz()
+            elif path == "/metrics":
+                self._send(200, CONTENT_TYPE, self.server.metrics.render())
+            elif path == "/status.html" or (path == "/status" and self._wants_html()):
+                page = render_html(self.server.status())
+                self._send(200, "text/html; charset=utf-8", page.encode())
+            elif path in ("/status", "/status.json"):
+                self._json(200, self.server.status())
+            else:
+                self._json(404, {"error": "not found", "paths": list(PATHS)})
+        except Exception:
+            log.exception("http_handler_failed", path=path[:200])
+            self._json(500, {"error": "internal error; see rotator's log"})
+
+    def __getattr__(self, name: str) -> Any:
+        # Every other method (POST, PUT, HEAD, BREW...) is refused the same way.
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _not_allowed(self) -> None:
+        self.close_connection = True
+        self._send(
+            405,
+            "application/json",
+            b'{"error": "method not allowed; this server is read-only"}\n',
+            extra={"Allow": "GET"},
+        )
+
+    def _readyz(self) -> None:
+        ready, checks = self.server.readiness.check()
+        body = {"ready": ready, "checks": {k: c.to_json() for k, c in checks.items()}}
+        self._json(200 if ready else 503, body)
+
+    def _wants_html(self) -> bool:
+        accept = self.headers.get("Accept", "") or ""
+        return "text/html" in accept.lower()
+
+    def _json(self, status: int, body: Any) -> None:
+        data = (json.dumps(body, indent=2, default=str) + "\n").encode()
+        self._send(status, "application/json", data)
+
+    def _send(
+        self, status: int, content_type: str, body: bytes, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http_request", line=(format % args)[:300])
+
+
+PATHS = ("/healthz", "/readyz", "/metrics", "/status", "/status.html")
+
+
+class HttpServer:
+    """The server on its own thread; ``port`` is the bound one (``listen`` may ask for 0)."""
+
+    def __init__(
+        self, listen: str, *, metrics: Metrics, status: StatusSource, readiness: Readiness
+    ) -> None:
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._server = _Server(
+            (host, int(port)), metrics=metrics, status=status, readiness=readiness, family=family
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="rotator-http", daemon=True
+        )
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("http_listening", host=self.host, port=self.port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+# -- the status page ----------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse}th,td{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
+th{background:#f4f4f4}tr.fail td{background:#fde8e8;color:#a00}td.fail{color:#a00;font-weight:bold}
+td.ok{color:#070}.muted{color:#777}code{font-size:.95em}
+"""
+
+
+def _age(seconds: object) -> str:
+    if not isinstance(seconds, int | float):
+        return "unknown"
+    from datetime import timedelta
+
+    return format_duration(timedelta(seconds=seconds))
+
+
+def _when(value: object, now: datetime) -> str:
+    if not isinstance(value, str):
+        return "-"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    delta = (moment - now).total_seconds()
+    if abs(delta) < 1:
+        return f"{value} (now)"
+    return f"{value} ({_age(abs(delta))} {'from now' if delta > 0 else 'ago'})"
+
+
+def render_html(status: dict[str, Any]) -> str:
+    """The status page: one row per key; failing keys in red. Every value is escaped."""
+    e = html.escape
+    now_text = str(status.get("generated_at") or datetime.now(UTC).isoformat())
+    try:
+        now = datetime.fromisoformat(now_text)
+    except ValueError:
+        now = datetime.now(UTC)
+    rows = []
+    keys = status.get("keys") or []
+    for key in keys:
+        run = key.get("last_run") or {}
+        lease = key.get("lease") or {}
+        failing = bool(key.get("failing"))
+        result = str(run.get("status") or "never run")
+        cls = "fail" if failing else ("ok" if result in ("succeeded", "awaiting_revoke") else "")
+        holder = str(lease.get("owner")) if lease.get("active") else "-"
+        role = "primary" if key.get("primary") else "subaccount"
+        name = key.get("name")
+        rows.append(
+            f'<tr class="{"fail" if failing else ""}">'
+            f"<td><code>{e(str(key.get('api_key')))}</code>"
+            f"{'<br><span class=muted>' + e(str(name)) + '</span>' if name else ''}</td>"
+            f"<td>{e(role)}</td>"
+            f"<td>{e(_age(key.get('secret_age_seconds')))}</td>"
+            f'<td class="{cls}">{e(result)}</td>'
+            f"<td>{e(_when(key.get('next_due'), now))}</td>"
+            f"<td>{e(holder)}</td>"
+            f"<td>{e(str(run.get('error') or ''))}</td>"
+            "</tr>"
+        )
+    failing_count = sum(1 for k in keys if k.get("failing"))
+    summary = (
+        f'<p class="fail"><b>{failing_count} of {len(keys)} keys failing</b></p>'
+        if failing_count
+        else f"<p class=ok>All {len(keys)} keys healthy.</p>"
+    )
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta http-equiv="refresh" content="30">'
+        f"<title>rotator status</title><style>{_CSS}</style></head><body>"
+        f"<h1>rotator</h1><p class=muted>version {e(str(status.get('version', '')))}, "
+        f"{e(str(status.get('phase', '')))}, as of {e(now_text)}; "
+        f"this process: <code>{e(str(status.get('owner', '')))}</code></p>"
+        f"{summary}"
+        "<table><thead><tr><th>API key</th><th>role</th><th>secret age</th><th>last result</th>"
+        "<th>next due</th><th>lease holder</th><th>last error</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></body></html>"
+    )
+
+
+__all__ = ["Check", "HttpServer", "Readiness", "render_html"]

@@ -1,0 +1,159 @@
+"""Read-only views of keys for ``plan``, ``status`` and ``check``: they only ever GET."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rotator.audit import Run
+from rotator.errors import NoWorkingSecretError, RotatorError, VonageAuthError
+from rotator.lease import LeaseInfo
+from rotator.protocol import Observed, Plan, plan
+from rotator.services import Services
+from rotator.vonage import Credentials, SecretInfo
+
+
+def admin_credentials(services: Services) -> Credentials:
+    primary = services.config.vonage.primary_api_key
+    record = services.vault.read_current(primary)
+    if record is None:
+        raise NoWorkingSecretError(
+            f"no secret for the primary account {primary} at {services.vault.describe(primary)}"
+        )
+    return Credentials(primary, record.api_secret)
+
+
+def account_keys(services: Services, admin: Credentials | None = None) -> list[str]:
+    """Every key of the account: active subaccounts first, the primary last."""
+    admin = admin or admin_credentials(services)
+    subaccounts = services.vonage.list_subaccounts(admin).subaccounts
+    keys = sorted(s.api_key for s in subaccounts if not s.suspended)
+    return [*keys, services.config.vonage.primary_api_key]
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyView:
+    api_key: str
+    is_primary: bool
+    secrets: list[SecretInfo] = field(default_factory=list)
+    record_present: bool = False
+    record_secret_id: str | None = None
+    rotated_at: str | None = None
+    pending_id: str | None = None
+    pending: bool = False
+    previous_id: str | None = None
+    adopted_id: str | None = None
+    last_run: Run | None = None
+    last_success: datetime | None = None
+    lease: LeaseInfo | None = None
+    plan: Plan | None = None
+    error: str | None = None
+
+    @property
+    def current(self) -> SecretInfo | None:
+        current_id = self.plan.current_id if self.plan else self.record_secret_id
+        return next((s for s in self.secrets if s.id == current_id), None)
+
+    def age(self, now: datetime | None = None) -> timedelta | None:
+        current = self.current
+        if current is None:
+            return None
+        return (now or datetime.now(UTC)) - current.created_at
+
+    def to_json(self) -> dict[str, Any]:
+        current = self.current
+        age = self.age()
+        return {
+            "api_key": self.api_key,
+            "primary": self.is_primary,
+            "secret_count": len(self.secrets),
+            "secrets": [
+                {"id": s.id, "created_at": s.created_at.isoformat(), "current": s is current}
+                for s in self.secrets
+            ],
+            "current_secret_id": current.id if current else None,
+            "current_secret_age_seconds": int(age.total_seconds()) if age else None,
+            "vault": {
+                "record": self.record_present,
+                "secret_id": self.record_secret_id,
+                "rotated_at": self.rotated_at,
+                "pending": self.pending,
+                "pending_secret_id": self.pending_id,
+                "previous_secret_id": self.previous_id,
+                "adopted_secret_id": self.adopted_id,
+            },
+            "last_run": self.last_run.to_json() if self.last_run else None,
+            "last_success": self.last_success.isoformat() if self.last_success else None,
+            "lease": (
+                {"owner": self.lease.owner, "expires_at": self.lease.expires_at.isoformat()}
+                if self.lease and self.lease.active
+                else None
+            ),
+            "plan": (
+                {"actions": list(self.plan.actions), "blocked": self.plan.blocked}
+                if self.plan
+                else None
+            ),
+            "error": self.error,
+        }
+
+
+def observe(
+    services: Services, api_key: str, *, admin: Credentials, emergency: bool = False
+) -> KeyView:
+    """Everything rotator knows about ``api_key``, and what a rotation would do. Reads only."""
+    config = services.config
+    primary = config.vonage.primary_api_key
+    runs = services.audit.runs(api_key=api_key, limit=1)
+    common: dict[str, Any] = {
+        "api_key": api_key,
+        "is_primary": api_key == primary,
+        "last_run": runs[0] if runs else None,
+        "last_success": services.audit.last_success(api_key),
+        "lease": services.leases.holder(api_key),
+    }
+    try:
+        secrets = services.vonage.list_secrets(admin, api_key).secrets
+        record = services.vault.read_current(api_key)
+        state = services.vault.read_state(api_key)
+        ids = tuple(s.id for s in secrets)
+        authenticates = None
+        if record is not None and record.secret_id not in ids:
+            try:
+                services.vonage.get_balance(Credentials(api_key, record.api_secret))
+                authenticates = True
+            except VonageAuthError:
+                authenticates = False
+        seen = Observed(
+            vonage_ids=ids,
+            record_exists=record is not None,
+            record_secret_id=record.secret_id if record else None,
+            record_authenticates=authenticates,
+            previous_id=state.previous.secret_id if state.previous else None,
+            adopted_id=state.adopted_id,
+        )
+        override = config.override_for(api_key)
+        grace = config.rotation.grace_period
+        if override is not None and override.grace_period is not None:
+            grace = override.grace_period
+        decided = plan(
+            seen,
+            emergency=emergency,
+            grace_period=timedelta(0) if emergency else grace,
+            revoke_older_if_unidentified=config.rotation.on_unidentified == "revoke_older",
+        )
+    except RotatorError as exc:
+        return KeyView(**common, error=str(exc))
+    return KeyView(
+        **common,
+        secrets=secrets,
+        record_present=record is not None,
+        record_secret_id=record.secret_id if record else None,
+        rotated_at=record.rotated_at if record else None,
+        pending=state.pending is not None,
+        pending_id=state.pending.secret_id if state.pending else None,
+        previous_id=seen.previous_id,
+        adopted_id=state.adopted_id,
+        plan=decided,
+    )

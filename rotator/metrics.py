@@ -1,0 +1,127 @@
+"""Prometheus metrics of the daemon, in a registry of its own (never the global one).
+
+The names are a contract with the alert rules in ``deploy/``: change them only together. Secret
+age is computed at scrape time from the last success, so it grows between rotations without any
+job having to tick it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from rotator.audit import utcnow
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+DURATION_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    def __init__(self, version: str, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_success: dict[str, datetime] = {}
+        r = self.registry
+        self.rotations = Counter(
+            "rotator_rotations",
+            "Rotation runs finished, by key and outcome (run status).",
+            ["api_key", "outcome"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "rotator_rotation_duration_seconds",
+            "Wall time of rotation runs, by outcome.",
+            ["outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.secret_age = Gauge(
+            "rotator_secret_age_seconds",
+            "Seconds since the key's current secret was made current.",
+            ["api_key"],
+            registry=r,
+        )
+        self.max_secret_age = Gauge(
+            "rotator_max_secret_age_seconds",
+            "Secret age beyond which the key is overdue: schedule period + jitter + grace.",
+            ["api_key"],
+            registry=r,
+        )
+        self.next_rotation = Gauge(
+            "rotator_next_rotation_timestamp_seconds",
+            "When the key is next due (Unix time).",
+            ["api_key"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "rotator_last_success_timestamp_seconds",
+            "When the key's last successful rotation started (Unix time).",
+            ["api_key"],
+            registry=r,
+        )
+        self.last_run_failed = Gauge(
+            "rotator_last_run_failed",
+            "1 when the key's newest run failed or was rolled back, else 0.",
+            ["api_key"],
+            registry=r,
+        )
+        self.up = Gauge("rotator_up", "1 while the daemon runs.", registry=r)
+        self.build_info = Gauge(
+            "rotator_build_info", "rotator's version, as a label.", ["version"], registry=r
+        )
+        self.up.set(1)
+        self.build_info.labels(version=version).set(1)
+
+    def observe_run(self, api_key: str, outcome: str, seconds: float) -> None:
+        self.rotations.labels(api_key=api_key, outcome=outcome).inc()
+        self.duration.labels(outcome=outcome).observe(max(0.0, seconds))
+
+    def set_key(
+        self,
+        api_key: str,
+        *,
+        last_success: datetime | None,
+        next_due: datetime | None,
+        max_age_seconds: float,
+        last_run_failed: bool,
+    ) -> None:
+        with self._lock:
+            if last_success is not None:
+                self._last_success[api_key] = last_success
+                self.last_success.labels(api_key=api_key).set(last_success.timestamp())
+            if next_due is not None:
+                self.next_rotation.labels(api_key=api_key).set(next_due.timestamp())
+            self.max_secret_age.labels(api_key=api_key).set(max_age_seconds)
+            self.last_run_failed.labels(api_key=api_key).set(1 if last_run_failed else 0)
+
+    def remove_key(self, api_key: str) -> None:
+        """Forget a key discovery dropped, so no stale series keeps alerting."""
+        with self._lock:
+            self._last_success.pop(api_key, None)
+            for gauge in (
+                self.secret_age,
+                self.max_secret_age,
+                self.next_rotation,
+                self.last_success,
+                self.last_run_failed,
+            ):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(api_key)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition, with secret ages as of now."""
+        now = self._clock()
+        with self._lock:
+            for api_key, when in self._last_success.items():
+                age = max(0.0, (now - when).total_seconds())
+                self.secret_age.labels(api_key=api_key).set(age)
+            return generate_latest(self.registry)
+
+
+__all__ = ["CONTENT_TYPE", "Metrics"]

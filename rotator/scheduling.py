@@ -1,0 +1,212 @@
+"""When each key is due: pure schedule maths for the daemon (no clock, no I/O).
+
+A key's next rotation follows from its last success in the audit log, so a restart neither resets
+the cadence nor triggers a storm. Jitter is a fixed per-key offset derived from a hash of the API
+key (not Python's salted ``hash``), so every process and every restart agrees on it. A key never
+rotated is due at the moment it was first seen plus its offset, which spreads a fleet of new keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
+
+from apscheduler.triggers.cron import CronTrigger
+
+from rotator.config import Config, Schedule
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbering: 0 = Sunday
+_CRON_LOOKAHEAD = 12  # fire times examined to find a cron schedule's longest gap
+
+
+def schedule_for(config: Config, api_key: str) -> Schedule:
+    """The key's own schedule from ``accounts.overrides``, else ``rotation.schedule``."""
+    override = config.override_for(api_key)
+    if override is not None and override.schedule is not None:
+        return override.schedule
+    return config.rotation.schedule
+
+
+def grace_for(config: Config, api_key: str) -> timedelta:
+    override = config.override_for(api_key)
+    if override is not None and override.grace_period is not None:
+        return override.grace_period
+    return config.rotation.grace_period
+
+
+def selected(
+    api_key: str, name: str | None, *, include: Iterable[str], exclude: Iterable[str]
+) -> bool:
+    """True when a glob of ``include`` matches the key or its name and none of ``exclude`` does."""
+    subjects = [api_key] if name is None else [api_key, name]
+
+    def matches(patterns: Iterable[str]) -> bool:
+        return any(fnmatchcase(s, p) for p in patterns for s in subjects)
+
+    return matches(include) and not matches(exclude)
+
+
+def jitter_offset(api_key: str, jitter: timedelta) -> timedelta:
+    """A stable offset in ``[0, jitter)`` for this key: the same in every process, every run."""
+    if jitter <= timedelta(0):
+        return timedelta(0)
+    digest = hashlib.sha256(api_key.encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64
+    return timedelta(microseconds=int(jitter / timedelta(microseconds=1) * fraction))
+
+
+def cron_trigger(expression: str) -> CronTrigger:
+    """A UTC CronTrigger for a standard crontab line.
+
+    APScheduler 3 numbers weekdays from Monday = 0, unlike crontab (Sunday = 0); the weekday field
+    is rewritten as names so ``0 3 * * 1`` means Monday, as an operator expects.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"a cron expression has 5 fields, not {len(fields)}: {expression!r}")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_weekday_names(weekday),
+        timezone=UTC,
+    )
+
+
+def _weekday_names(field: str) -> str:
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() else 0
+        if step_text and step < 1:
+            raise ValueError(f"invalid weekday step in {field!r}")
+        if base == "*":
+            first, last = 0, 6
+        else:
+            first_text, _, last_text = base.partition("-")
+            first = _weekday_number(first_text)
+            last = _weekday_number(last_text) if last_text else (6 if step else first)
+        if last < first:
+            raise ValueError(f"invalid weekday range {base!r}")
+        days.update(day % 7 for day in range(first, last + 1, step or 1))
+    return ",".join(_WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday_number(text: str) -> int:
+    """0-7 (0 and 7 are Sunday) or a name; 7 is kept so that ``5-7`` is a valid range."""
+    text = text.strip().lower()
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text[:3] in _WEEKDAYS:
+        return _WEEKDAYS.index(text[:3])
+    raise ValueError(f"invalid weekday {text!r} (use 0-7 or sun..sat)")
+
+
+def _next_fire(trigger: CronTrigger, after: datetime) -> datetime:
+    """The first fire time strictly after ``after``."""
+    fire = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    if fire is None:  # pragma: no cover - a crontab line without an end date always fires again
+        raise ValueError("the cron expression never fires again")
+    return fire.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def next_due(
+    schedule: Schedule,
+    *,
+    api_key: str,
+    last_success: datetime | None,
+    first_seen: datetime,
+    last_failure: datetime | None = None,
+    retry_delay: timedelta = timedelta(0),
+    spread_new: bool = True,
+) -> datetime:
+    """When ``api_key`` should next be rotated.
+
+    ``last_success``: start of its last successful run (the audit log). ``first_seen``: when the
+    daemon first saw a key that was never rotated. ``last_failure``: end of its newest run if that
+    one failed or was rolled back; the key is then retried ``retry_delay`` later, not at once.
+    ``spread_new=False`` makes a never-rotated key due at ``first_seen`` exactly (``--once``).
+    """
+    offset = jitter_offset(api_key, schedule.jitter)
+    if last_success is None:
+        due = first_seen + offset if spread_new else first_seen
+    elif schedule.interval is not None:
+        due = last_success + schedule.interval + offset
+    else:
+        assert schedule.cron is not None
+        # The fire time this success answered is at or before (success - offset): the next one
+        # is strictly after it, so a rotation that ran exactly on time is not repeated.
+        due = _next_fire(cron_trigger(schedule.cron), last_success - offset) + offset
+    if last_failure is not None:
+        due = max(due, last_failure + retry_delay)
+    return due
+
+
+def period(schedule: Schedule, *, now: datetime) -> timedelta:
+    """The longest gap between two rotations: the interval, or a cron line's widest spacing."""
+    if schedule.interval is not None:
+        return schedule.interval
+    assert schedule.cron is not None
+    trigger = cron_trigger(schedule.cron)
+    fires = [_next_fire(trigger, now)]
+    for _ in range(_CRON_LOOKAHEAD):
+        fires.append(_next_fire(trigger, fires[-1]))
+    return max(b - a for a, b in itertools.pairwise(fires))
+
+
+def max_secret_age(schedule: Schedule, *, grace: timedelta, now: datetime) -> timedelta:
+    """How old a secret may get before something is wrong: period + full jitter + grace."""
+    return period(schedule, now=now) + schedule.jitter + grace
+
+
+def may_start(
+    api_key: str,
+    *,
+    primary: str,
+    now: datetime,
+    dues: Mapping[str, datetime],
+    running: Collection[str],
+) -> bool:
+    """Whether a due key may start now, so subaccounts go before the primary when due together.
+
+    Rotating the primary changes the credentials every subaccount rotation uses, so the primary
+    waits for subaccounts that are running or were due no later than it, and a subaccount waits
+    while the primary runs or has been due since before the subaccount was.
+    """
+    if api_key == primary:
+        mine = dues.get(primary, now)
+        if any(key != primary for key in running):
+            return False
+        return not any(key != primary and due <= mine for key, due in dues.items())
+    if primary in running:
+        return False
+    primary_due = dues.get(primary)
+    own = dues.get(api_key, now)
+    return not (primary_due is not None and primary_due <= now and primary_due < own)
+
+
+def run_order(keys: Iterable[str], *, primary: str, dues: Mapping[str, datetime]) -> list[str]:
+    """Keys by due time, subaccounts before the primary (which runs last among due keys)."""
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(keys, key=lambda k: (k == primary, dues.get(k, far), k))
+
+
+__all__ = [
+    "cron_trigger",
+    "grace_for",
+    "jitter_offset",
+    "max_secret_age",
+    "may_start",
+    "next_due",
+    "period",
+    "run_order",
+    "schedule_for",
+    "selected",
+]

@@ -1,0 +1,249 @@
+"""Crash safety: a real ``rotator rotate`` process is SIGKILLed at every step boundary, and the next
+rotation of the key finishes or rolls back what it left, keeping every promise.
+
+The killed process is always a real ``python -m rotator`` subprocess. The re-run is the real CLI
+for the PostgreSQL, rollback and lease cases; for the full boundary matrix on SQLite it is the same
+engine called in-process (``Rotator.rotate``), which keeps the matrix affordable on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rotator import db
+from rotator.audit import AuditLog, Run, RunStatus
+from rotator.lease import Leases
+from tests.conftest import PRIMARY, SUBACCOUNTS, World
+from tests.invariants import violations
+
+SUB = "sub00001"
+STEPS = ["inspect", "make_room", "generate", "stage", "create", "verify", "promote", "revoke"]
+BOUNDARIES = [f"{when}:{step}" for step in STEPS for when in ("before", "after")]
+# Until the POST to Vonage the killed run changed nothing there: the next run abandons it or
+# drops its staged value (rolled_back). From then on its new secret exists: the next run verifies
+# and promotes it, or finishes its revocation (succeeded).
+NOTHING_CREATED = set(BOUNDARIES[: BOUNDARIES.index("before:create") + 1])
+PAUSE_DEADLINE = 60.0
+KEYS = [PRIMARY, SUB]  # each test kills a rotation of both, running at the same time
+SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+POSTGRES = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+def expected_status(boundary: str) -> RunStatus:
+    return RunStatus.ROLLED_BACK if boundary in NOTHING_CREATED else RunStatus.SUCCEEDED
+
+
+def rotator_argv(world: World, *args: str) -> list[str]:
+    return [sys.executable, "-m", "rotator", "--config", str(world.config_file()), *args]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_TEST_PAUSE")}
+
+
+def start_paused(world: World, api_key: str, boundary: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``rotator rotate api_key`` that will pause at ``boundary``; returns it and its marker."""
+    marker = world.tmp_path / f"paused-{time.monotonic_ns()}"
+    env = {**clean_env(), "ROTATOR_TEST_PAUSE_AT": boundary, "ROTATOR_TEST_PAUSE_FILE": str(marker)}
+    with (world.tmp_path / "paused.log").open("ab") as out:
+        proc = subprocess.Popen(
+            rotator_argv(world, "rotate", api_key), stdout=out, stderr=out, env=env
+        )
+    return proc, marker
+
+
+def wait_paused(proc: subprocess.Popen[bytes], marker: Path, boundary: str) -> None:
+    deadline = time.monotonic() + PAUSE_DEADLINE
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"rotator exited with {proc.returncode} before reaching {boundary}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"rotator did not reach {boundary} within {PAUSE_DEADLINE:.0f}s")
+        time.sleep(0.02)
+    # The hook writes the file then blocks; an empty read means we caught it mid-write.
+    while marker.read_text() != boundary:
+        assert time.monotonic() < deadline, f"pause file does not name {boundary}"
+        time.sleep(0.01)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def kill_at(world: World, keys: list[str], boundary: str) -> dict[str, int]:
+    """Run ``rotator rotate`` for each key at once until ``boundary``, SIGKILL them all there;
+    returns each key's dead pid. (Two processes at once also shows they do not disturb each
+    other.)"""
+    started = {key: start_paused(world, key, boundary) for key in keys}
+    try:
+        for proc, marker in started.values():
+            wait_paused(proc, marker, boundary)
+    finally:
+        for proc, _ in started.values():
+            kill(proc)
+    for proc, _ in started.values():
+        assert proc.returncode == -signal.SIGKILL
+    return {key: proc.pid for key, (proc, _) in started.items()}
+
+
+def rerun_cli(world: World, keys: list[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """``rotator rotate KEY --json`` for each key at once, no hooks: exit code and JSON per key."""
+    procs = {
+        key: subprocess.Popen(
+            rotator_argv(world, "rotate", key, "--json"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        for key in keys
+    }
+    results = {}
+    for key, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        print(err[-3000:])
+        assert out.strip(), f"rotator printed no JSON for {key} (exit {proc.returncode})"
+        results[key] = (proc.returncode, json.loads(out))
+    return results
+
+
+def rerun_in_process(world: World, keys: list[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """The same rotations through the engine in this process; shaped like ``rerun_cli``."""
+    rotator = world.services().rotator
+    results = {}
+    for key in keys:
+        outcome = rotator.rotate(key, actor="crash-test", reason="re-run")
+        out = {**outcome.run.to_json(), "resumed": [r.to_json() for r in outcome.resumed]}
+        results[key] = (0 if outcome.ok else 1, out)
+    return results
+
+
+@pytest.fixture
+def audit(world: World) -> Iterator[AuditLog]:
+    engine = db.make_engine(world.database_url)
+    try:
+        yield AuditLog(engine)
+    finally:
+        engine.dispose()
+
+
+def seed(world: World) -> None:
+    """The primary as an operator first writes it (no id); the subaccount with its id."""
+    world.seed_primary()
+    world.seed_vault(SUB, SUBACCOUNTS[SUB], world.sim.secret_ids(SUB)[0])
+
+
+def lease_owner(audit: AuditLog, api_key: str) -> str | None:
+    """Who holds the key's lease now, if it has not expired."""
+    info = Leases(audit.engine, ttl=timedelta(seconds=1)).holder(api_key)
+    return info.owner if info is not None and info.active else None
+
+
+def first_run(audit: AuditLog, api_key: str) -> Run:
+    runs = audit.runs(api_key=api_key, newest_first=False)
+    assert runs, "the killed process started no run"
+    return runs[0]
+
+
+def assert_recovered(
+    world: World,
+    audit: AuditLog,
+    dead: dict[str, int],
+    *,
+    expected: RunStatus,
+    in_process: bool = False,
+) -> None:
+    """Re-run each key: it takes the dead holder's lease, resumes the killed run to ``expected``,
+    rotates, and leaves every promise kept."""
+    for key, pid in dead.items():
+        owner = lease_owner(audit, key)
+        assert owner is not None, f"the killed process's lease on {key} should be unexpired"
+        assert owner.split(":")[1] == str(pid)
+    results = (rerun_in_process if in_process else rerun_cli)(world, list(dead))
+    for key, (code, out) in results.items():
+        assert (key, code, out["status"]) == (key, 0, RunStatus.SUCCEEDED), out.get("error")
+        killed = first_run(audit, key)
+        assert [r["run_id"] for r in out["resumed"]] == [killed.id]
+        assert (key, killed.status) == (key, expected), killed.error
+        assert violations(world, key, audit) == []
+    assert audit.verify_chain().ok
+
+
+@SQLITE
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_kill_at_each_boundary_is_recovered(world: World, audit: AuditLog, boundary: str) -> None:
+    """Rotations killed at any step boundary are finished or rolled back by the next run."""
+    seed(world)
+    dead = kill_at(world, KEYS, boundary)
+    assert_recovered(world, audit, dead, expected=expected_status(boundary), in_process=True)
+
+
+@POSTGRES
+@pytest.mark.parametrize("boundary", ["after:stage", "after:create", "after:promote"])
+def test_kill_on_postgres_is_recovered_by_the_cli(
+    world: World, audit: AuditLog, boundary: str
+) -> None:
+    """On PostgreSQL killed rotations are resumed by the next `rotator rotate` processes."""
+    seed(world)
+    dead = kill_at(world, KEYS, boundary)
+    assert_recovered(world, audit, dead, expected=expected_status(boundary))
+
+
+@SQLITE
+@pytest.mark.parametrize("boundary", ["before:rollback", "after:rollback"])
+def test_kill_while_rolling_back_is_recovered_by_the_cli(
+    world: World, audit: AuditLog, boundary: str
+) -> None:
+    """Rotations killed while rolling back a failed verification end rolled back on re-run."""
+    seed(world)
+    world.configure(rotation={"verify_timeout": "1s"})
+    world.sim.propagation_delay = 3600  # the killed runs' new secrets never authenticate
+    dead = kill_at(world, KEYS, boundary)
+    world.sim.propagation_delay = 0  # the re-runs' own new secrets work at once
+    assert_recovered(world, audit, dead, expected=RunStatus.ROLLED_BACK)
+
+
+@SQLITE
+def test_kill_while_resuming_is_recovered_by_the_next_run(world: World, audit: AuditLog) -> None:
+    """A process killed while resuming a killed run leaves it for the next run to finish."""
+    seed(world)
+    kill_at(world, [SUB], "after:create")
+    second = kill_at(world, [SUB], "after:resume")
+    assert len(audit.runs(api_key=SUB)) == 1, "the resuming process started no run of its own"
+    assert_recovered(world, audit, second, expected=RunStatus.SUCCEEDED, in_process=True)
+
+
+@SQLITE
+def test_live_paused_rotation_keeps_its_lease(world: World, audit: AuditLog) -> None:
+    """While a rotation's process is alive its lease holds: a second `rotate` exits 75."""
+    seed(world)
+    proc, marker = start_paused(world, SUB, "after:create")
+    try:
+        wait_paused(proc, marker, "after:create")
+        done = subprocess.run(
+            rotator_argv(world, "rotate", SUB),
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 75
+        assert "being rotated" in done.stderr
+    finally:
+        kill(proc)
+    assert_recovered(world, audit, {SUB: proc.pid}, expected=RunStatus.SUCCEEDED, in_process=True)
