@@ -48,6 +48,6 @@ path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
 
-path "sys/capabilities-selfX" {
+path "sys/capabilities-self" {
   capabilities = ["update"]
 }

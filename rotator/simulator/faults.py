@@ -92,7 +92,7 @@ class FaultBook:
 
     def __init__(self, seed: int | None = 0) -> None:
         self._lock = threading.Lock()
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # nosec B311
         self._armed: list[_Armed] = []
         self._retired: list[_Armed] = []
 

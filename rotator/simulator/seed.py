@@ -20,6 +20,7 @@ from rotator.errors import ConfigError
 from rotator.simulator.state import secret_problems, validate_api_key
 
 DEFAULT_SEED: Final[Mapping[str, Any]] = {
+    # Fake credentials of the simulated account: a test double's fixtures, not real secrets.
     "primary": {"api_key": "abcd1234", "secret": "Primary1Secret"},
     "subaccounts": [
         {"api_key": "sub00001", "secret": "Sub1Secret01", "name": "Dept A", "suspended": False},

@@ -124,7 +124,7 @@ class VonageSimulator:
     def __init__(
         self,
         primary_api_key: str = "abcd1234",
-        primary_secret: str = "Primary1Secret",  # noqa: S107 - a simulator credential
+        primary_secret: str = "Primary1Secret",  # nosec B107  # noqa: S107 - a simulator credential
         *,
         subaccounts: Iterable[Mapping[str, Any]] = (),
         excess_secret_status: int = 403,
