@@ -310,10 +310,11 @@ class AuditLog:
             query = query.where(RunRow.api_key == api_key)
         if statuses:
             query = query.where(RunRow.status.in_([s.value for s in statuses]))
+        # Aware datetimes: the column type (UTCDateTime) stores UTC and refuses naive ones.
         if since is not None:
-            query = query.where(RunRow.started_at >= since.astimezone(UTC).replace(tzinfo=None))
+            query = query.where(RunRow.started_at >= since.astimezone(UTC))
         if until is not None:
-            query = query.where(RunRow.started_at < until.astimezone(UTC).replace(tzinfo=None))
+            query = query.where(RunRow.started_at < until.astimezone(UTC))
         order = RunRow.started_at.desc() if newest_first else RunRow.started_at.asc()
         query = query.order_by(order, RunRow.id)
         if limit is not None:

@@ -141,10 +141,10 @@ class Schedule(_Model):
         if self.interval is not None and self.interval <= timedelta(0):
             raise ValueError("interval must be positive")
         if self.cron is not None:
-            from apscheduler.triggers.cron import CronTrigger
+            from rotator.cron import cron_trigger
 
             try:
-                CronTrigger.from_crontab(self.cron)
+                cron_trigger(self.cron)
             except ValueError as exc:
                 raise ValueError(f"invalid cron expression {self.cron!r}: {exc}") from None
         return self
@@ -174,6 +174,12 @@ class AccountOverride(_Model):
     schedule: Schedule | None = None
     grace_period: Duration | None = None
     secret_length: int | None = None
+
+    @field_validator("secret_length")
+    @classmethod
+    def _length(cls, value: int | None) -> int | None:
+        # Checked here, not at rotation time, where generate() would refuse it mid-run.
+        return None if value is None else policy.check_length(value)
 
 
 class AccountsConfig(_Model):

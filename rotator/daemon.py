@@ -6,12 +6,14 @@ in parallel on a bounded pool and share one rate limiter. Everything the schedul
 in the database, so restarts and replicas agree on it; leases keep two processes off one key.
 
 Start: migrate, resume runs a crash left unfinished, revoke old secrets whose grace period has
-passed, discover the keys, schedule them. Stop (SIGTERM/SIGINT): take no new rotation, let the
-ones in flight reach a safe point, exit 0.
+passed, discover the keys, schedule them. Stop (SIGTERM/SIGINT): start no new rotation, let each
+one in flight run to its end (a run is never abandoned half-way; its slowest step, verify, is
+bounded by rotation.verify_timeout), exit 0.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -80,6 +82,8 @@ class Daemon:
         self._stop = threading.Event()
         self._phase = "starting"
         self._lock = threading.Lock()  # guards _keys, _running, _key_locks
+        # Held around every call a job makes into the scheduler: see _scheduler_open().
+        self._scheduler_lock = threading.Lock()
         self._keys: dict[str, KeyState] = {}
         self._running: set[str] = set()
         self._key_locks: dict[str, threading.Lock] = {}
@@ -109,8 +113,7 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code (0 after a graceful stop)."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._on_signal)
+        self._install_signal_handlers()
         try:
             self.start()
             while not self._stop.wait(0.5):
@@ -121,24 +124,29 @@ class Daemon:
 
     def run_once(self) -> int:
         """Rotate every key that is due now (subaccounts first, the primary last), then return:
-        0 when every one succeeded, 1 otherwise."""
-        self._open()
-        self._resume_all()
-        self._revoke_due()
-        self._discover(initial=True)
-        now = self._clock()
-        for key in self._key_names():
-            self._refresh(key, spread_new=False)
-        dues = self._dues()
-        due = run_order([k for k, d in dues.items() if d <= now], primary=self.primary, dues=dues)
-        subs = [k for k in due if k != self.primary]
-        log.info("once", due=due)
-        results: list[bool] = []
-        with Pool(max_workers=self.config.rotation.max_parallel) as pool:
-            results += pool.map(self._rotate_now, subs)
-        if self.primary in due and not self._stop.is_set():
-            results.append(self._rotate_now(self.primary))
-        self.shutdown()
+        0 when every one succeeded (or another process had it), 1 otherwise."""
+        self._install_signal_handlers()
+        try:
+            self._open()
+            self._resume_all()
+            self._revoke_due()
+            self._discover(initial=True)
+            now = self._clock()
+            for key in self._key_names():
+                self._refresh(key, spread_new=False)
+            dues = self._dues()
+            due = run_order(
+                [k for k, d in dues.items() if d <= now], primary=self.primary, dues=dues
+            )
+            log.info("once", due=due)
+            subs = [k for k in due if k != self.primary]
+            results: list[bool] = []
+            with Pool(max_workers=self.config.rotation.max_parallel) as pool:
+                results += pool.map(self._rotate_now, subs)
+            if self.primary in due and not self._stop.is_set():
+                results.append(self._rotate_now(self.primary))
+        finally:
+            self.shutdown()
         return 0 if all(results) else 1
 
     def start(self) -> None:
@@ -158,8 +166,6 @@ class Daemon:
         )
         self._http.start()
         self._resume_all()
-        self._revoke_due()
-        self._discover(initial=True)
         if self._stop.is_set():
             return
         rotation = self.config.rotation
@@ -172,9 +178,8 @@ class Daemon:
             timezone=UTC,
         )
         self._scheduler.start()
-        for key in self._key_names():
-            self._refresh(key)
-            self._schedule(key)
+        self._revoke_due()  # those due now; the others get a job at their revoke_after
+        self._discover(initial=True)  # schedules every key found
         self._scheduler.add_job(
             self._discover,
             IntervalTrigger(seconds=self.config.accounts.discovery_interval.total_seconds()),
@@ -196,18 +201,18 @@ class Daemon:
         )
 
     def request_stop(self) -> None:
-        """Take no new rotations; in-flight ones stop at their next safe point."""
+        """Take no new rotations; the ones in flight run to their end (shutdown waits)."""
         if not self._stop.is_set():
             log.info("stop_requested", in_flight=sorted(self._running))
         self._phase = "stopping"
         self._stop.set()
-        if self._services is not None:
-            self._services.rotator.stop_requested.set()
 
     def shutdown(self) -> None:
         self.request_stop()
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=True)  # waits for the rotations in flight
+        with self._scheduler_lock:  # from here on, no job calls into the scheduler
+            scheduler = self._scheduler
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=True)  # waits for the rotations in flight
         if self._http is not None:
             self._http.stop()
             self._http = None
@@ -289,8 +294,6 @@ class Daemon:
         self._discovery = Discovery(
             self.config, audit=services.audit, vault=services.vault, vonage=services.vonage
         )
-        if self._stop.is_set():
-            services.rotator.stop_requested.set()
 
     def _resume_all(self) -> None:
         """Finish or roll back every run a crash left ``running`` before any new run starts."""
@@ -380,9 +383,9 @@ class Daemon:
         with self._key_guard(key, wait=True):
             try:
                 return self._rotate(key)
-            except LeaseHeldError as exc:
+            except LeaseHeldError as exc:  # another process is rotating it: not our failure
                 log.warning("key_busy", api_key=key, detail=str(exc))
-                return False
+                return True
 
     def _rotate(self, key: str) -> bool:
         """One scheduled rotation with metrics and alerts; True when the new secret is current."""
@@ -418,10 +421,8 @@ class Daemon:
         else:
             self.metrics.rotations.labels(api_key=run.api_key, outcome=str(run.status)).inc()
         if run.status in _FAILED:
-            stopped = self._stop.is_set() and run.new_secret_id is None
-            if not stopped:
-                kind = "rolled_back" if run.status == RunStatus.ROLLED_BACK else "failed"
-                self._alert(kind, run.api_key, run.error or str(run.status), run.id)
+            kind = "rolled_back" if run.status == RunStatus.ROLLED_BACK else "failed"
+            self._alert(kind, run.api_key, run.error or str(run.status), run.id)
         if run.status == RunStatus.AWAITING_REVOKE and run.revoke_after is not None:
             self._schedule_revocation(run)
 
@@ -454,7 +455,8 @@ class Daemon:
             state.secret_since, state.error = since, None
         self.metrics.set_key(
             key,
-            last_success=since,
+            last_success=last_success,
+            secret_since=since,
             next_due=due,
             max_age_seconds=max_secret_age(
                 schedule, grace=grace_for(self.config, key), now=self._clock()
@@ -489,6 +491,14 @@ class Daemon:
 
     # -- scheduling -------------------------------------------------------------------------
 
+    @contextmanager
+    def _scheduler_open(self) -> Iterator[Any]:
+        """The scheduler, or None once stopping. APScheduler's shutdown(wait=True) holds its
+        job-store lock while it waits for the running jobs, so a job calling into it after that
+        (add_job, get_job...) would deadlock the shutdown: this lock orders the two."""
+        with self._scheduler_lock:
+            yield None if self._stop.is_set() else self._scheduler
+
     def _schedule(self, key: str, when: datetime | None = None) -> None:
         """(Re)book the key's job at ``when`` (default: its due time)."""
         if self._stop.is_set() or self._scheduler is None:
@@ -498,27 +508,34 @@ class Daemon:
             if state is None:
                 return  # discovery dropped it meanwhile
             when = when or state.due or self._clock()
-        self._scheduler.add_job(
-            self._check,
-            DateTrigger(run_date=when, timezone=UTC),
-            args=[key],
-            id=key,
-            name=f"rotate {key}",
-            executor="rotations",
-            replace_existing=True,
-            max_instances=2,  # a reschedule racing the end of this very run must not be dropped
-        )
+        with self._scheduler_open() as scheduler:
+            if scheduler is None:
+                return
+            scheduler.add_job(
+                self._check,
+                DateTrigger(run_date=when, timezone=UTC),
+                args=[key],
+                id=key,
+                name=f"rotate {key}",
+                executor="rotations",
+                replace_existing=True,
+                max_instances=2,  # a reschedule racing the end of this very run must not be dropped
+            )
 
-    def _schedule_revocation(self, run: Run) -> None:
-        if self._scheduler is None or self._stop.is_set() or run.revoke_after is None:
+    def _schedule_revocation(self, run: Run, at: datetime | None = None) -> None:
+        when = at or run.revoke_after
+        if self._scheduler is None or self._stop.is_set() or when is None:
             return
-        self._scheduler.add_job(
-            self._revoke_due,
-            DateTrigger(run_date=run.revoke_after, timezone=UTC),
-            id=f":revoke:{run.id}",
-            name=f"revoke the old secret of {run.api_key}",
-            replace_existing=True,
-        )
+        with self._scheduler_open() as scheduler:
+            if scheduler is None:
+                return
+            scheduler.add_job(
+                self._revoke_due,
+                DateTrigger(run_date=when, timezone=UTC),
+                id=f":revoke:{run.id}",
+                name=f"revoke the old secret of {run.api_key}",
+                replace_existing=True,
+            )
 
     def _revoke_due(self) -> None:
         """Revoke old secrets whose grace period has passed (the durable deferred step)."""
@@ -533,10 +550,12 @@ class Daemon:
             if self._stop.is_set():
                 return
             if run.revoke_after is None or run.revoke_after > now:
+                self._schedule_revocation(run)  # re-armed after a restart, or another's run
                 continue
             with self._key_guard(run.api_key, wait=False) as got:
-                if not got:
-                    continue  # the key's own job is busy with it; housekeeping comes back
+                if not got:  # the key's own job is busy with it: come back soon
+                    self._schedule_revocation(run, at=now + self._recheck)
+                    continue
                 try:
                     done = services.rotator.complete_revocation(run)
                     log.info(
@@ -546,7 +565,7 @@ class Daemon:
                         status=str(done.status),
                     )
                 except LeaseHeldError:
-                    continue
+                    self._schedule_revocation(run, at=now + self._recheck)
                 except RotatorError as exc:
                     log.error("revocation_failed", api_key=run.api_key, error=str(exc))
                     self._alert(
@@ -582,12 +601,16 @@ class Daemon:
                 self._keys[key].account = account
         for key in gone:
             self.metrics.remove_key(key)
-            if self._scheduler is not None:
-                with suppress(JobLookupError):  # already fired (a check is running) or gone
-                    self._scheduler.remove_job(key)
+            with self._scheduler_open() as scheduler, suppress(JobLookupError):
+                if scheduler is not None:  # already fired (a check is running) or gone: fine
+                    scheduler.remove_job(key)
         if self._scheduler is not None:
+            for key in new:  # every due time first, so the primary sees the subaccounts due
+                try:
+                    self._refresh(key)
+                except RotatorError as exc:
+                    self._note_error(key, str(exc))
             for key in new:
-                self._refresh(key)
                 self._schedule(key)
         if gone or new:
             log.info("keys_changed", added=sorted(new), removed=sorted(gone))
@@ -602,7 +625,9 @@ class Daemon:
                 self._refresh(key)
             except RotatorError as exc:
                 self._note_error(key, str(exc))
-            if self._scheduler is not None and self._scheduler.get_job(key) is None:
+            with self._scheduler_open() as scheduler:
+                missing = scheduler is not None and scheduler.get_job(key) is None
+            if missing:
                 with self._lock:
                     busy = key in self._running
                 if not busy:
@@ -653,9 +678,31 @@ class Daemon:
         except Exception:  # an alert must never break the daemon
             log.exception("alert_crashed", kind=kind, api_key=key)
 
+    def _install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        _route_library_logs()
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal", signal=signal.Signals(signum).name)
         self.request_stop()
+
+
+class _StructlogHandler(logging.Handler):
+    """APScheduler logs through the standard library; its warnings join rotator's JSON lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.log(
+            record.levelno, "library_log", logger=record.name, message=record.getMessage()[:500]
+        )
+
+
+def _route_library_logs() -> None:
+    logger = logging.getLogger("apscheduler")
+    if not any(isinstance(h, _StructlogHandler) for h in logger.handlers):
+        logger.addHandler(_StructlogHandler(logging.WARNING))
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
 
 
 @contextmanager

@@ -107,9 +107,21 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
     return config
 
 
+_MIGRATION_LOCK = 0x0707_A0D0  # PostgreSQL advisory lock id: one migrator at a time
+
+
 def upgrade(engine: Engine) -> str | None:
-    """Bring the schema to the newest migration; returns the revision now applied."""
+    """Bring the schema to the newest migration; returns the revision now applied.
+
+    Every process migrates at start, so several may do it at once on one fresh database: on
+    PostgreSQL an advisory lock makes the others wait and then find the schema at head (two
+    concurrent CREATE TABLEs would otherwise fail); SQLite's BEGIN IMMEDIATE already serializes.
+    """
     with translate_errors("migrate the database", engine), engine.begin() as connection:
+        if is_postgres(engine):
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK}
+            )
         command.upgrade(_alembic_config(connection), "head")
     return current_revision(engine)
 

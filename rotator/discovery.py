@@ -39,7 +39,7 @@ class Discovered:
     added: list[str]
     removed: list[str]
 
-    def keys(self) -> set[str]:
+    def api_keys(self) -> set[str]:
         return {a.api_key for a in self.accounts}
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from rotator import db
 from rotator.durations import format_duration
 from rotator.errors import RotatorError
-from rotator.metrics import CONTENT_TYPE, Metrics
+from rotator.metrics import Metrics
 from rotator.notify import scrub
 from rotator.vault import VaultStore
 from rotator.vonage import Credentials, VonageClient
@@ -133,6 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = REQUEST_TIMEOUT
     protocol_version = "HTTP/1.1"
+    error_content_type = "text/plain; charset=utf-8"
+    error_message_format = "%(code)d %(message)s\n"  # for garbage: short, and echoes nothing
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
@@ -142,7 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/readyz":
                 self._readyz()
             elif path == "/metrics":
-                self._send(200, CONTENT_TYPE, self.server.metrics.render())
+                body, content_type = self.server.metrics.render(self.headers.get("Accept", ""))
+                self._send(200, content_type, body)
             elif path == "/status.html" or (path == "/status" and self._wants_html()):
                 page = render_html(self.server.status())
                 self._send(200, "text/html; charset=utf-8", page.encode())
@@ -217,7 +220,10 @@ class HttpServer:
             (host, int(port)), metrics=metrics, status=status, readiness=readiness, family=family
         )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="rotator-http", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},  # how long stop() may wait
+            name="rotator-http",
+            daemon=True,
         )
 
     @property
@@ -251,8 +257,6 @@ td.ok{color:#070}.muted{color:#777}code{font-size:.95em}
 def _age(seconds: object) -> str:
     if not isinstance(seconds, int | float):
         return "unknown"
-    from datetime import timedelta
-
     return format_duration(timedelta(seconds=seconds))
 
 

@@ -12,12 +12,11 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 
 from rotator.audit import utcnow
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 DURATION_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 
 
@@ -26,7 +25,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._lock = threading.Lock()
-        self._last_success: dict[str, datetime] = {}
+        self._since: dict[str, datetime] = {}  # when each key's current secret became current
         r = self.registry
         self.rotations = Counter(
             "rotator_rotations",
@@ -90,10 +89,15 @@ class Metrics:
         next_due: datetime | None,
         max_age_seconds: float,
         last_run_failed: bool,
+        secret_since: datetime | None = None,
     ) -> None:
+        """``secret_since`` (default: ``last_success``) is what the secret's age counts from:
+        for a key rotator never rotated, Vault's ``rotated_at`` may still tell."""
         with self._lock:
+            since = secret_since or last_success
+            if since is not None:
+                self._since[api_key] = since
             if last_success is not None:
-                self._last_success[api_key] = last_success
                 self.last_success.labels(api_key=api_key).set(last_success.timestamp())
             if next_due is not None:
                 self.next_rotation.labels(api_key=api_key).set(next_due.timestamp())
@@ -103,7 +107,7 @@ class Metrics:
     def remove_key(self, api_key: str) -> None:
         """Forget a key discovery dropped, so no stale series keeps alerting."""
         with self._lock:
-            self._last_success.pop(api_key, None)
+            self._since.pop(api_key, None)
             for gauge in (
                 self.secret_age,
                 self.max_secret_age,
@@ -114,14 +118,16 @@ class Metrics:
                 with contextlib.suppress(KeyError):
                     gauge.remove(api_key)
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition, with secret ages as of now."""
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition the scraper's Accept header asks for (Prometheus text 0.0.4 by
+        default, or OpenMetrics) and its content type, with secret ages as of now."""
+        encoder, content_type = choose_encoder(accept)
         now = self._clock()
         with self._lock:
-            for api_key, when in self._last_success.items():
+            for api_key, when in self._since.items():
                 age = max(0.0, (now - when).total_seconds())
                 self.secret_age.labels(api_key=api_key).set(age)
-            return generate_latest(self.registry)
+            return encoder(self.registry), content_type
 
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["Metrics"]

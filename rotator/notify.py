@@ -57,6 +57,7 @@ class Notifier:
         vonage: VonageClient,
         http: httpx.Client | None = None,
         clock: Callable[[], datetime] = utcnow,
+        actor: str = "rotator-daemon",
     ) -> None:
         self._config = config
         self._audit = audit
@@ -65,6 +66,7 @@ class Notifier:
         self._http = http or httpx.Client(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
         self._owns_http = http is None
         self._clock = clock
+        self._actor = actor  # who the audit log says sent the alert
         self._lock = threading.Lock()  # check-then-send-then-record, one alert at a time
 
     @property
@@ -208,7 +210,7 @@ class Notifier:
                 started_at=now,
                 api_key=api_key,
                 run_id=run_id,
-                actor="rotator-daemon",
+                actor=self._actor,
                 error="; ".join(f"{k}: {v}" for k, v in errors.items())[:1000] or None,
                 detail={"kind": kind, "channels": delivered, "message": message[:500]},
             )

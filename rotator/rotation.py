@@ -11,13 +11,13 @@ what Vault and Vonage show, by the next run of the key (``rotator.protocol.resum
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -36,6 +36,7 @@ from rotator.errors import (
     VonageError,
     VonageLastSecretError,
     VonageNotFoundError,
+    VonageProtocolError,
     VonageSecretLimitError,
     VonageServerError,
     VonageTransportError,
@@ -59,6 +60,7 @@ from rotator.vault import CurrentRecord, RotationState, StagedSecret, VaultStore
 from rotator.vonage import Credentials, SecretInfo, VonageClient
 
 log = structlog.get_logger("rotator.rotation")
+T = TypeVar("T")
 CREATE_ATTEMPTS = 3
 
 
@@ -121,7 +123,6 @@ class Rotator:
         self.leases = leases
         self._sleep = sleep
         self._clock = clock
-        self.stop_requested = threading.Event()  # set by the daemon on SIGTERM
 
     @property
     def primary(self) -> str:
@@ -198,8 +199,6 @@ class Rotator:
             self._inspect(ctx)
             self._make_room(ctx)
             self._generate(ctx)
-            if self.stop_requested.is_set():  # the last point where stopping leaves nothing
-                raise RotationError("stopped before staging a new secret: rotator is shutting down")
             self._stage(ctx)
             self._create(ctx)
             self._verify(ctx)
@@ -237,7 +236,7 @@ class Rotator:
 
     def _inspect(self, ctx: RunContext) -> None:
         with self._step(ctx, Step.INSPECT) as rec:
-            reply = self.vonage.list_secrets(ctx.admin, ctx.api_key)
+            reply = self._as_admin(ctx, lambda admin: self.vonage.list_secrets(admin, ctx.api_key))
             ctx.listed, rec.request_id = reply.secrets, reply.request_id
             ctx.record = self.vault.read_current(ctx.api_key)
             ctx.state = self.vault.read_state(ctx.api_key)
@@ -287,7 +286,9 @@ class Rotator:
                 return
             rec.detail.update(revoked=list(plan.revoke), reason=plan.reason)
             for secret_id in plan.revoke:
-                rec.request_id = self._revoke(ctx, ctx.admin, secret_id)
+                rec.request_id = self._as_admin(
+                    ctx, functools.partial(self._revoke, ctx, secret_id=secret_id)
+                )
             ctx.listed = [s for s in ctx.listed if s.id not in plan.revoke]
             if ctx.state.previous and ctx.state.previous.secret_id in plan.revoke:
                 ctx.state = self.vault.write_state(
@@ -327,13 +328,18 @@ class Rotator:
             before = {s.id for s in ctx.listed}
             for attempt in range(1, CREATE_ATTEMPTS + 1):
                 try:
-                    reply = self.vonage.create_secret(ctx.admin, ctx.api_key, ctx.new_secret)
+                    reply = self._as_admin(
+                        ctx,
+                        functools.partial(
+                            self.vonage.create_secret, api_key=ctx.api_key, secret=ctx.new_secret
+                        ),
+                    )
                     assert reply.created is not None
                     ctx.new_id, rec.request_id = reply.created.id, reply.request_id
                     break
-                except (VonageTransportError, VonageServerError) as exc:
-                    # The POST may or may not have applied: find out by listing, never re-POST
-                    # blindly (a duplicate would take the key's second and last slot).
+                except (VonageTransportError, VonageServerError, VonageProtocolError) as exc:
+                    # The POST may or may not have applied (an unreadable 200 did): find out by
+                    # listing, never re-POST blindly (a duplicate would take the last slot).
                     found = self._find_created(ctx, before)
                     rec.detail["ambiguous_attempts"] = attempt
                     if found is not None:
@@ -357,7 +363,8 @@ class Rotator:
             rec.vault_version = ctx.state.version
 
     def _find_created(self, ctx: RunContext, before: set[str]) -> str | None:
-        listed = self.vonage.list_secrets(ctx.admin, ctx.api_key).secrets
+        reply = self._as_admin(ctx, lambda admin: self.vonage.list_secrets(admin, ctx.api_key))
+        listed = reply.secrets
         candidates = created_candidates(
             [(s.id, s.created_at) for s in listed], before, ctx.run.started_at
         )
@@ -472,25 +479,39 @@ class Rotator:
                 if self._is_primary(ctx)
                 else (self._admin_credentials())
             )
-            listed = self.vonage.list_secrets(admin, ctx.api_key).secrets
-            ids = [s.id for s in listed]
-            if ctx.new_id not in ids:
-                raise RotationError(f"{ctx.api_key}: the new secret {ctx.new_id} is not on Vonage")
-            targets = [i for i in ids if i != ctx.new_id]
-            if not ctx.emergency:
-                targets = [i for i in targets if i == ctx.old_id]
+            if ctx.emergency:
+                # Everything but the new secret goes, including any added since inspect.
+                listed = self.vonage.list_secrets(admin, ctx.api_key).secrets
+                ids = [s.id for s in listed]
+                if ctx.new_id not in ids:
+                    raise RotationError(
+                        f"{ctx.api_key}: the new secret {ctx.new_id} is not on Vonage"
+                    )
+                targets = [i for i in ids if i != ctx.new_id]
+            else:
+                # The old id is known from inspect; the listing below confirms the result.
+                targets = [ctx.old_id] if ctx.old_id and ctx.old_id != ctx.new_id else []
             for secret_id in targets:
-                rec.request_id = self._revoke(ctx, admin, secret_id)
+                # Already gone (a resumed run, or revoked by hand) is fine: the goal holds.
+                with suppress(VonageNotFoundError):
+                    rec.request_id = self._revoke(ctx, admin, secret_id)
             remaining = [s.id for s in self.vonage.list_secrets(admin, ctx.api_key).secrets]
             rec.detail = {"revoked": targets, "remaining": remaining}
+            if ctx.new_id not in remaining:
+                raise RotationError(f"{ctx.api_key}: the new secret {ctx.new_id} is not on Vonage")
             leftover = [i for i in remaining if i != ctx.new_id]
-            if ctx.emergency and leftover:
-                raise RotationError(f"{ctx.api_key}: secrets {leftover} survived revocation")
+            survived = [i for i in targets if i in leftover]
+            if (ctx.emergency and leftover) or survived:
+                # A DELETE that "succeeded" without effect: keep the old value in Vault (never
+                # a secret on Vonage without its value) and leave the run for the next one.
+                raise RotationError(
+                    f"{ctx.api_key}: secrets {survived or leftover} survived revocation"
+                )
             if leftover:
                 log.warning("unknown_secret_left", secret_ids=leftover)
             self._close_superseded(ctx, set(remaining))
             state = self.vault.read_state(ctx.api_key)
-            if state.previous is not None:
+            if state.previous is not None and state.previous.secret_id not in remaining:
                 state = self.vault.write_state(
                     ctx.api_key, pending=state.pending, previous=None, cas=state.version
                 )
@@ -649,7 +670,8 @@ class Rotator:
             structlog.contextvars.unbind_contextvars("run_id")
 
     def _inspect_quiet(self, ctx: RunContext) -> None:
-        ctx.listed = self.vonage.list_secrets(ctx.admin, ctx.api_key).secrets
+        reply = self._as_admin(ctx, lambda admin: self.vonage.list_secrets(admin, ctx.api_key))
+        ctx.listed = reply.secrets
         ctx.record = self.vault.read_current(ctx.api_key)
         ctx.state = self.vault.read_state(ctx.api_key)
 
@@ -657,6 +679,20 @@ class Rotator:
 
     def _is_primary(self, ctx: RunContext) -> bool:
         return ctx.api_key == self.primary
+
+    def _as_admin(self, ctx: RunContext, call: Callable[[Credentials], T]) -> T:
+        """Call Vonage as the primary. If refused, re-read the primary's secret and retry once:
+        a rotation of the primary running alongside may have replaced (and revoked) the one this
+        run read at its start. A 401 means nothing was applied, so the retry is safe."""
+        try:
+            return call(ctx.admin)
+        except VonageAuthError:
+            fresh = self._admin_credentials()
+            if fresh == ctx.admin:
+                raise
+            log.info("primary_secret_changed", detail="retrying with the primary's new secret")
+            ctx.admin = fresh
+            return call(fresh)
 
     def _revoke(self, ctx: RunContext, admin: Credentials, secret_id: str) -> str | None:
         log.info("revoking_secret", secret_id=secret_id)

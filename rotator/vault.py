@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import hvac
 import hvac.exceptions as hvac_errors
 import requests
+import structlog
 
 from rotator.config import AppRoleAuth, KubernetesAuth, TokenAuth, VaultConfig
 from rotator.errors import (
@@ -109,6 +110,11 @@ class VaultStore:
     def __init__(self, config: VaultConfig) -> None:
         self._config = config
         verify: bool | str = config.verify_tls
+        if not config.verify_tls:
+            structlog.get_logger("rotator.vault").warning(
+                "tls_verification_disabled",
+                detail="vault.verify_tls is false: Vault's certificate is NOT checked",
+            )
         if config.verify_tls and config.ca_cert is not None:
             verify = str(config.ca_cert)
         self._client = hvac.Client(

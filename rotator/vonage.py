@@ -38,6 +38,9 @@ from rotator.secret import Secret
 log = structlog.get_logger("rotator.vonage")
 T = TypeVar("T")
 MAX_BODY = 1 << 20  # a larger answer is not something Vonage documents
+# The subaccount list is one unpaginated answer of ~200 bytes per subaccount: 1 MiB would stop
+# discovery at about 5,000 subaccounts; 32 MiB is room for ~160,000.
+MAX_SUBACCOUNTS_BODY = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,11 @@ class Reply:
     secrets: list[SecretInfo] = field(default_factory=list)
     created: SecretInfo | None = None
     subaccounts: list[Subaccount] = field(default_factory=list)
+
+
+def _rate_limited(exc: BaseException) -> bool:
+    """A 429 was refused before Vonage processed it: safe to repeat even for a POST."""
+    return isinstance(exc, VonageRateLimitError)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -124,9 +132,13 @@ class VonageClient:
         return Reply(_request_id(response), secrets=secrets)
 
     def create_secret(self, creds: Credentials, api_key: str, secret: Secret) -> Reply:
-        """POST once. On ``VonageTransportError`` with ``maybe_applied``, list to find out."""
-        response = self._send(
-            "POST", self._secrets_url(api_key), creds, json={"secret": secret.reveal()}
+        """POST, repeated only after a 429 (refused unprocessed: nothing was created). On
+        ``VonageTransportError`` with ``maybe_applied``, list to find out."""
+        response = self._retrying(
+            lambda: self._send(
+                "POST", self._secrets_url(api_key), creds, json={"secret": secret.reveal()}
+            ),
+            retry_on=_rate_limited,
         )
         return Reply(_request_id(response), created=_secret_info(response, _json(response)))
 
@@ -166,7 +178,9 @@ class VonageClient:
 
     def list_subaccounts(self, creds: Credentials) -> Reply:
         url = f"{self._config.api_url}/accounts/{creds.api_key}/subaccounts"
-        response = self._retrying(lambda: self._send("GET", url, creds))
+        response = self._retrying(
+            lambda: self._send("GET", url, creds, max_body=MAX_SUBACCOUNTS_BODY)
+        )
         embedded = _json(response).get("_embedded")
         items = embedded.get("subaccounts") if isinstance(embedded, dict) else None
         if not isinstance(items, list):
@@ -193,7 +207,9 @@ class VonageClient:
             "to": to,
             "text": text,
         }
-        response = self._send("POST", url, None, data=form)
+        response = self._retrying(
+            lambda: self._send("POST", url, None, data=form), retry_on=_rate_limited
+        )
         messages = _json(response).get("messages")
         if not isinstance(messages, list) or not messages:
             raise _protocol(response, "SMS answer without messages")
@@ -208,9 +224,11 @@ class VonageClient:
     def _secrets_url(self, api_key: str) -> str:
         return f"{self._config.api_url}/accounts/{api_key}/secrets"
 
-    def _retrying(self, call: Callable[[], T]) -> T:
+    def _retrying(
+        self, call: Callable[[], T], retry_on: Callable[[BaseException], bool] = _retryable
+    ) -> T:
         retrying = Retrying(
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(retry_on),
             stop=stop_after_attempt(self._config.max_retries + 1),
             wait=self._wait,
             sleep=self._sleep,
@@ -243,6 +261,7 @@ class VonageClient:
         *,
         json: Any = None,
         data: dict[str, str] | None = None,
+        max_body: int = MAX_BODY,
     ) -> httpx.Response:
         auth = (creds.api_key, creds.secret.reveal()) if creds is not None else None
         request = self._http.build_request(method, url, json=json, data=data)
@@ -255,7 +274,7 @@ class VonageClient:
         try:
             response = self._http.send(request, stream=True)
             try:
-                body = _read_capped(response)
+                body = _read_capped(response, max_body)
             finally:
                 response.close()
         except httpx.ConnectError as exc:
@@ -298,14 +317,14 @@ class VonageClient:
         raise _error_for(method, path, response)
 
 
-def _read_capped(response: httpx.Response) -> bytes:
+def _read_capped(response: httpx.Response, limit: int = MAX_BODY) -> bytes:
     chunks, size = [], 0
     for chunk in response.iter_bytes():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             raise VonageProtocolError(
                 f"{response.request.method} {response.request.url.path}: answer larger than "
-                f"{MAX_BODY // 1024} KiB",
+                f"{limit // 1024} KiB",
                 status=response.status_code,
                 request_id=_request_id(response),
             )

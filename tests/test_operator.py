@@ -32,6 +32,7 @@ def test_emergency_revokes_an_unknown_extra_secret(world: World, run_cli: Any) -
     world.seed_primary(with_id=True)
     world.seed_vault(SUB, SUBACCOUNTS[SUB], world.sim.secret_ids(SUB)[0])
     attacker = world.sim.add_secret(SUB, "Attacker1Secret")
+    world.configure(notify={"sms": {"from": "Rotator", "to": ["447700900001"]}})
     result = run_cli("rotate", SUB, "--emergency", "--reason", "leaked in a paste", "--json",
                      "--actor", "oncall@example.com")  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -43,6 +44,10 @@ def test_emergency_revokes_an_unknown_extra_secret(world: World, run_cli: Any) -
     record = world.vault_record(SUB)
     assert record is not None
     assert record["secret_id"] == run["new_secret_id"]
+    [sms] = world.sim.sms_outbox
+    assert sms.to == "447700900001"
+    assert "emergency" in sms.text
+    assert SUB in sms.text
     services = world.services()
     assert services.audit.get_run(run["run_id"]).actor == "oncall@example.com"
     assert services.audit.get_run(run["run_id"]).reason == "leaked in a paste"
@@ -66,8 +71,11 @@ def test_emergency_waits_for_a_rotation_in_progress(world: World, tmp_path: Path
     cli = [sys.executable, "-m", "rotator", "--config", config]
     first = subprocess.Popen(
         [*cli, "rotate", SUB, "--reason", "scheduled"],
-        env={**os.environ, "ROTATOR_TEST_PAUSE_AT": "after:create",
-             "ROTATOR_TEST_PAUSE_FILE": str(marker)},  # fmt: skip
+        env={
+            **os.environ,
+            "ROTATOR_TEST_PAUSE_AT": "after:create",
+            "ROTATOR_TEST_PAUSE_FILE": str(marker),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -115,7 +115,7 @@ def test_two_unidentifiable_secrets_stop_with_advice_and_change_nothing(world: W
     world.seed_primary(with_id=False)
     world.sim.add_secret(PRIMARY, "Second1Secret")
     before = world.sim.secret_ids(PRIMARY)
-    outcome, services = rotate(world, PRIMARY)
+    outcome, _ = rotate(world, PRIMARY)
     assert outcome.run.status == RunStatus.FAILED
     assert outcome.run.error is not None
     assert "rotator adopt" in outcome.run.error

@@ -22,8 +22,9 @@ def run_daemon(
         ),
     ] = False,
 ) -> None:
-    """Rotate every key on schedule until SIGTERM/SIGINT; serves /healthz, /readyz, /metrics
-    and /status on http.listen. Logs JSON lines to stdout."""
+    """Rotate every key on schedule until SIGTERM/SIGINT (then exit 0 once the rotations in
+    flight have finished); serve /healthz, /readyz, /metrics and /status on http.listen. Logs go
+    to stdout, as JSON lines unless logging.format is console (or auto on a terminal)."""
     from rotator.daemon import Daemon
 
     try:

@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
-import hvac
 import httpx
+import hvac
 import pytest
 
 from rotator import db
@@ -29,16 +29,18 @@ from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World, _pg_data
 T = TypeVar("T")
 
 FAST = {
-    "rotation": {"schedule": {"interval": "3s", "jitter": "0s"}, "lease_ttl": "3s"},
+    "rotation": {
+        "schedule": {"interval": "3s", "jitter": "0s"},
+        "lease_ttl": "3s",
+        "retry_delay": "1s",
+    },
     "accounts": {"discovery_interval": "1s"},
     "http": {"listen": "127.0.0.1:0"},
     "logging": {"format": "json", "level": "info"},
 }
 
 
-def wait_for(
-    condition: Callable[[], T], *, timeout: float = 20.0, what: str = "condition"
-) -> T:
+def wait_for(condition: Callable[[], T], *, timeout: float = 20.0, what: str = "condition") -> T:
     """Poll ``condition`` until it returns something truthy; fail with ``what`` at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -262,7 +264,9 @@ class WebhookReceiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property

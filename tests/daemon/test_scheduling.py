@@ -43,9 +43,7 @@ def test_never_rotated_key_is_due_when_first_seen_without_jitter() -> None:
 def test_never_rotated_keys_are_spread_by_jitter() -> None:
     """New keys seen together get different due times, each within the jitter window."""
     keys = [f"sub{n:05d}" for n in range(50)]
-    dues = [
-        next_due(every(DAY, HOUR), api_key=k, last_success=None, first_seen=T0) for k in keys
-    ]
+    dues = [next_due(every(DAY, HOUR), api_key=k, last_success=None, first_seen=T0) for k in keys]
     assert all(T0 <= d < T0 + HOUR for d in dues)
     assert len(set(dues)) == len(keys)
 
