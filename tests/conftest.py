@@ -17,8 +17,39 @@ import yaml
 from rotator import db
 from rotator.config import Config, parse_config
 from rotator.devserver import OpenBaoDevServer
+from rotator.secret import known_values
 from rotator.services import Services, build
 from rotator.simulator import VonageSimulator
+from tests.secretscan import SecretLedger, database_dump, world_secret_values
+
+LEDGER = SecretLedger()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Every test's captured output and failure text goes to the secret ledger."""
+    for title, content in report.sections:
+        LEDGER.add_place(f"{report.nodeid} {title}", content)
+    if report.longrepr is not None:
+        LEDGER.add_place(f"{report.nodeid} {report.when} failure", str(report.longrepr))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Scan everything the suite captured for every secret value it generated: 0 hits."""
+    LEDGER.add_values({f"in-process {n}": v for n, v in enumerate(known_values())}, "registry")
+    LEDGER.add_values({"simulator seed": PRIMARY_SECRET, **SUBACCOUNTS}, "seeds")
+    hits = LEDGER.scan()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    line = (
+        f"secret scan: {len(LEDGER.values)} secret values against {len(LEDGER.places)} captured "
+        f"outputs, CLI outputs and failure texts, and every database: {len(hits)} hits"
+    )
+    if reporter is not None:
+        reporter.write_line(line)
+        for hit in hits[:50]:
+            reporter.write_line(f"  LEAK: {hit}")
+    if hits:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 PG_ADMIN_DSN = os.environ.get("ROTATOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TOKEN_ENV = "ROTATOR_TEST_VAULT_TOKEN"
@@ -188,6 +219,9 @@ class World:
     def close(self) -> None:
         for services in self._services:
             services.close()
+        values = world_secret_values(self)
+        LEDGER.add_values(values, self.prefix)
+        LEDGER.check_now(values, database_dump(self.database_url))
 
 
 @pytest.fixture
@@ -218,7 +252,7 @@ def run_cli(world: World) -> Callable[..., Any]:
     import sys
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
-        return subprocess.run(
+        result = subprocess.run(
             [sys.executable, "-m", "rotator", "--config", str(world.config_file()), *args],
             capture_output=True,
             text=True,
@@ -226,5 +260,8 @@ def run_cli(world: World) -> Callable[..., Any]:
             env={**os.environ, **(env or {})},
             check=False,
         )
+        LEDGER.add_place(f"rotator {' '.join(args)} stdout", result.stdout)
+        LEDGER.add_place(f"rotator {' '.join(args)} stderr", result.stderr)
+        return result
 
     return run

@@ -128,9 +128,7 @@ def test_audit_verify_command_reports_the_broken_row(migrated: World, run_cli: A
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_insert_only_role_can_rotate_but_not_rewrite(
-    postgres_url: str, world: World
-) -> None:
+def test_insert_only_role_can_rotate_but_not_rewrite(postgres_url: str, world: World) -> None:
     """With deploy/postgres/audit-grants.sql the daemon's role rotates, but cannot edit the log."""
     engine = db.make_engine(postgres_url)
     db.upgrade(engine)

@@ -68,8 +68,9 @@ def test_a_missing_token_variable_is_named(migrated: World, run_cli: Any) -> Non
     migrated.configure(vault={"auth": {"method": "token", "token_env": "NO_SUCH_TOKEN_VAR"}})
     result = run_cli("check")
     assert result.returncode == 1
-    assert "FAIL vault: vault.auth.token_env: environment variable NO_SUCH_TOKEN_VAR is not set" in (
-        result.stdout
+    assert (
+        "FAIL vault: vault.auth.token_env: environment variable NO_SUCH_TOKEN_VAR is not set"
+        in (result.stdout)
     )
     assert "FAIL vonage: not checked: needs Vault for the primary" in result.stdout
 
