@@ -90,6 +90,7 @@ class RunContext:
     new_secret: Secret | None = None
     new_id: str | None = None
     staged: bool = False  # a pending secret of this run is (or may be) in Vault
+    only_secret_left: bool = False  # rollback found the new secret is the key's last one
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,11 @@ class Rotator:
             )
             ctx.staged = True
             ctx.state = self.vault.write_state(
-                ctx.api_key, pending=pending, previous=ctx.state.previous, cas=ctx.state.version
+                ctx.api_key,
+                pending=pending,
+                previous=ctx.state.previous,
+                adopted_id=ctx.state.adopted_id,
+                cas=ctx.state.version,
             )
             rec.vault_version = ctx.state.version
 
@@ -358,6 +363,7 @@ class Rotator:
                 ctx.api_key,
                 pending=pending.with_id(ctx.new_id),
                 previous=ctx.state.previous,
+                adopted_id=ctx.state.adopted_id,
                 cas=ctx.state.version,
             )
             rec.vault_version = ctx.state.version
@@ -386,7 +392,7 @@ class Rotator:
             while True:
                 attempt += 1
                 try:
-                    rec.request_id = self.vonage.get_balance(creds).request_id
+                    rec.request_id = self.vonage.get_balance(creds, retry=False).request_id
                     rec.detail = {"attempts": attempt}
                     return
                 except VonageError as exc:
@@ -420,7 +426,11 @@ class Rotator:
             # 1: keep the old value as "previous" while the new one is still pending, so a crash
             # between the writes below always leaves both values in Vault.
             ctx.state = self.vault.write_state(
-                ctx.api_key, pending=pending, previous=previous, cas=ctx.state.version
+                ctx.api_key,
+                pending=pending,
+                previous=previous,
+                adopted_id=ctx.state.adopted_id,
+                cas=ctx.state.version,
             )
             # 2: publish the new secret as current.
             cas = ctx.record.version if ctx.record else 0
@@ -440,7 +450,8 @@ class Rotator:
             ctx.record = check
             rec.vault_version, rec.secret_id = version, ctx.new_id
             self.audit.update_run(ctx.run.id, new_secret_id=ctx.new_id)
-            # 4: the pending copy is no longer needed.
+            # 4: the pending copy (and any adoption: the record now names the current secret)
+            # is no longer needed.
             ctx.state = self.vault.write_state(
                 ctx.api_key, pending=None, previous=previous, cas=ctx.state.version
             )
@@ -551,6 +562,8 @@ class Rotator:
                 self.audit.update_run(run.id, error=f"{error}; promoted, revocation pending")
                 raise exc
             self._rollback(ctx, reason=error)
+            if ctx.only_secret_left:
+                return self._promote_last_secret(ctx, error)
         except LeaseHeldError:
             raise
         except RotatorError as rollback_exc:
@@ -561,6 +574,22 @@ class Rotator:
             self.audit.update_run(run.id, error=f"{error}; rollback pending: {rollback_exc}")
             raise exc from rollback_exc
         return self.audit.finish_run(run.id, RunStatus.ROLLED_BACK, error=error)
+
+    def _promote_last_secret(self, ctx: RunContext, error: str) -> Run:
+        """The key's every other secret is gone: the new one becomes current even unverified."""
+        log.warning("promoting_only_secret", error=error)
+        if ctx.new_secret is None:
+            raise RotationError(
+                f"{ctx.api_key}: its only secret on Vonage is one whose value rotator no longer "
+                "holds",
+                hint="create a new secret in the Vonage dashboard and `rotator adopt` it",
+            )
+        self._promote(ctx)
+        run = self._finish(ctx)
+        self.audit.update_run(
+            run.id, error=f"{error}; the new secret was the key's only one, so it was promoted"
+        )
+        return self.audit.get_run(run.id)
 
     def _rollback(self, ctx: RunContext, *, reason: str) -> None:
         """Undo a staged/created secret: revoke it on Vonage, then drop its value from Vault."""
@@ -580,15 +609,19 @@ class Rotator:
                 except VonageNotFoundError:
                     pass
                 except VonageLastSecretError:
-                    # The new secret is the only one left: it must become current, not go.
-                    rec.outcome = "promoted_instead"
-                    raise RotationError(
-                        f"{ctx.api_key}: the new secret is the key's only one; promote it"
-                    ) from None
+                    # Everything else is gone: the new secret is all the key has, so it must
+                    # become current (revoking it would lock everyone out).
+                    rec.outcome = "promote_instead"
+                    ctx.only_secret_left = True
+                    return
             state = self.vault.read_state(ctx.api_key)
             if state.pending is not None and state.pending.run_id == ctx.run.id:
                 state = self.vault.write_state(
-                    ctx.api_key, pending=None, previous=state.previous, cas=state.version
+                    ctx.api_key,
+                    pending=None,
+                    previous=state.previous,
+                    adopted_id=state.adopted_id,
+                    cas=state.version,
                 )
             rec.vault_version = state.version
             ctx.staged = False
@@ -637,6 +670,8 @@ class Rotator:
                 if new_id is not None:
                     ctx.staged = True
                 self._rollback(ctx, reason="resumed after interruption")
+                if ctx.only_secret_left:
+                    return self._promote_last_secret(ctx, "resumed after interruption")
                 return self.audit.finish_run(
                     run.id, RunStatus.ROLLED_BACK, error="interrupted; rolled back on resume"
                 )
@@ -648,6 +683,7 @@ class Rotator:
                         ctx.api_key,
                         pending=pending.with_id(new_id),
                         previous=ctx.state.previous,
+                        adopted_id=ctx.state.adopted_id,
                         cas=ctx.state.version,
                     )
                 self._verify(ctx)

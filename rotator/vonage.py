@@ -79,6 +79,10 @@ def _rate_limited(exc: BaseException) -> bool:
     return isinstance(exc, VonageRateLimitError)
 
 
+def _never(exc: BaseException) -> bool:
+    return False
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, VonageRateLimitError | VonageServerError):
         return True
@@ -167,10 +171,15 @@ class VonageClient:
 
     # -- authentication check, subaccounts, SMS ----------------------------------------------
 
-    def get_balance(self, creds: Credentials) -> Reply:
-        """The cheapest call that proves ``creds`` authenticate (raises VonageAuthError if not)."""
+    def get_balance(self, creds: Credentials, *, retry: bool = True) -> Reply:
+        """The cheapest call that proves ``creds`` authenticate (raises VonageAuthError if not).
+
+        ``retry=False`` makes one attempt: the caller's own loop (verification) owns the timing.
+        """
         url = f"{self._config.rest_url}/account/get-balance"
-        response = self._retrying(lambda: self._send("GET", url, creds))
+        response = self._retrying(
+            lambda: self._send("GET", url, creds), retry_on=_retryable if retry else _never
+        )
         body = _json(response)
         if "value" not in body:
             raise _protocol(response, "balance answer without 'value'")

@@ -204,6 +204,17 @@ class World:
         secret_id = self.sim.secret_ids(PRIMARY)[0] if with_id else None
         self.seed_vault(PRIMARY, PRIMARY_SECRET, secret_id)
 
+    def current_authenticates(self, api_key: str) -> bool:
+        """Vault's current secret for the key works on Vonage (no value ever reaches an assert
+        message this way)."""
+        record = self.vault_record(api_key)
+        return record is not None and self.sim.authenticates(api_key, record["api_secret"])
+
+    def seeded_authenticates(self, api_key: str) -> bool:
+        """The simulator's seeded secret for the key still works."""
+        seeded = PRIMARY_SECRET if api_key == PRIMARY else SUBACCOUNTS[api_key]
+        return self.sim.authenticates(api_key, seeded)
+
     def vault_record(self, api_key: str, kind: str = "vonage") -> dict[str, Any] | None:
         try:
             response = self.vault_admin.secrets.kv.v2.read_secret_version(

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
 from rotator.audit import RunStatus
 from rotator.errors import NoWorkingSecretError
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
@@ -28,8 +36,8 @@ def test_primary_rotation_replaces_the_secret_everywhere(world: World) -> None:
     assert world.sim.secret_ids(PRIMARY) == [record["secret_id"]]
     assert record["secret_id"] != old_id
     assert record["api_secret"] != PRIMARY_SECRET
-    assert world.sim.authenticates(PRIMARY, record["api_secret"])
-    assert not world.sim.authenticates(PRIMARY, PRIMARY_SECRET)
+    assert world.current_authenticates(PRIMARY)
+    assert not world.seeded_authenticates(PRIMARY)
     assert violations(world, PRIMARY, services.audit) == []
 
 
@@ -41,9 +49,9 @@ def test_subaccount_rotation_needs_no_vault_entry_first(world: World) -> None:
     record = world.vault_record(SUB)
     assert record is not None
     assert world.sim.secret_ids(SUB) == [record["secret_id"]]
-    assert world.sim.authenticates(SUB, record["api_secret"])
-    assert not world.sim.authenticates(SUB, SUBACCOUNTS[SUB])
-    assert world.sim.authenticates(PRIMARY, PRIMARY_SECRET), "the primary is untouched"
+    assert world.current_authenticates(SUB)
+    assert not world.seeded_authenticates(SUB)
+    assert world.seeded_authenticates(PRIMARY), "the primary is untouched"
     assert violations(world, SUB, services.audit) == []
 
 
@@ -157,7 +165,7 @@ def test_verification_failure_rolls_back_and_keeps_the_old_secret(world: World) 
     assert record is not None
     assert record["api_secret"] == SUBACCOUNTS[SUB]
     assert world.sim.secret_ids(SUB) == [record["secret_id"]]
-    assert world.sim.authenticates(SUB, SUBACCOUNTS[SUB])
+    assert world.seeded_authenticates(SUB)
     state = world.vault_record(SUB, "rotator-state") or {}
     assert state.get("pending") is None
     assert violations(world, SUB, services.audit) == []
@@ -207,11 +215,71 @@ def test_grace_period_keeps_the_old_secret_until_revocation_completes(world: Wor
     world.configure(rotation={"grace_period": "1h"})
     outcome, services = rotate(world, SUB)
     assert outcome.run.status == RunStatus.AWAITING_REVOKE
-    assert world.sim.authenticates(SUB, SUBACCOUNTS[SUB])
+    assert world.seeded_authenticates(SUB)
     state = world.vault_record(SUB, "rotator-state")
     assert state is not None
     assert state["previous"]["secret"] == SUBACCOUNTS[SUB]
     done = services.rotator.complete_revocation(outcome.run)
     assert done.status == RunStatus.SUCCEEDED
-    assert not world.sim.authenticates(SUB, SUBACCOUNTS[SUB])
+    assert not world.seeded_authenticates(SUB)
     assert violations(world, SUB, services.audit) == []
+
+
+def test_a_new_secret_left_as_the_only_one_is_promoted_not_revoked(
+    world: World, tmp_path: Path
+) -> None:
+    """If the old secret vanishes mid-run and verification fails, the new one becomes current."""
+    world.seed_primary()
+    old_id = world.sim.secret_ids(SUB)[0]
+    world.seed_vault(SUB, SUBACCOUNTS[SUB], old_id)
+    world.configure(rotation={"verify_timeout": "1s"})
+    world.sim.propagation_delay = 3600
+    marker = tmp_path / "paused"
+    rotate_cli = subprocess.Popen(
+        [sys.executable, "-m", "rotator", "--config", str(world.config_file()), "rotate", SUB],
+        env={
+            **os.environ,
+            "ROTATOR_TEST_PAUSE_AT": "after:create",
+            "ROTATOR_TEST_PAUSE_FILE": str(marker),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the rotation never reached after:create"
+            time.sleep(0.05)
+        with httpx.Client(auth=(PRIMARY, PRIMARY_SECRET)) as client:  # someone revokes by hand
+            gone = client.delete(f"{world.sim.api_url}/accounts/{SUB}/secrets/{old_id}")
+        assert gone.status_code == 204
+        marker.unlink()
+        assert rotate_cli.wait(60) == 0
+    finally:
+        if rotate_cli.poll() is None:
+            rotate_cli.kill()
+    [run] = world.services().audit.runs(api_key=SUB)
+    assert run.status == RunStatus.SUCCEEDED
+    assert "only one, so it was promoted" in (run.error or "")
+    record = world.vault_record(SUB)
+    assert record is not None
+    assert world.sim.secret_ids(SUB) == [record["secret_id"]] == [run.new_secret_id]
+
+
+def test_an_adoption_survives_a_rolled_back_rotation(world: World) -> None:
+    """A run that rolls back keeps the operator's adoption, so the key stays identifiable."""
+    from rotator.adoption import adopt
+
+    world.seed_primary()
+    original = world.sim.secret_ids(SUB)[0]
+    world.sim.add_secret(SUB, "Stray1Secret0", propagated=True)
+    services = world.services()
+    adopt(services, SUB, original, actor="tester", reason="test")
+    world.configure(rotation={"verify_timeout": "1s"})
+    world.sim.propagation_delay = 3600
+    outcome, _ = rotate(world, SUB)
+    assert outcome.run.status == RunStatus.ROLLED_BACK
+    state = world.vault_record(SUB, "rotator-state")
+    assert state is not None
+    assert state["adopted_id"] == original
+    assert world.sim.secret_ids(SUB) == [original]
