@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = {
     "bulk_rotation": ["--keys", "5", "--latency", "0", "--rate", "1000"],
-    "footprint": ["--keys", "5", "--window", "0.5", "--no-restart"],
+    "footprint": ["--keys", "5", "--window", "0.5", "--settle", "0", "--no-restart"],
     "emergency_latency": ["--reps", "1", "--propagation", "0"],
 }
 

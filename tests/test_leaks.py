@@ -11,23 +11,20 @@ from __future__ import annotations
 import io
 import traceback
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import hvac
 import pytest
-import sqlalchemy as sa
 import structlog
 
-from rotator import db, logs
+from rotator import logs
 from rotator.audit import RunStatus
 from rotator.errors import RotatorError
-from rotator.models import Base
 from rotator.rotation import Outcome
 from rotator.secret import MASK, Secret
 from rotator.vault import CurrentRecord, RotationState, StagedSecret
 from rotator.vonage import Credentials
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
+from tests.secretscan import database_dump, find, world_secret_values
 
 SUB = "sub00001"
 SUB2 = "sub00002"
@@ -36,51 +33,18 @@ SUB2 = "sub00002"
 # -- what to look for --------------------------------------------------------------------------
 
 
-def _versions(world: World, path: str) -> list[dict[str, Any]]:
-    """Every version still readable at ``path`` in Vault (KV v2 keeps history)."""
-    kv = world.vault_admin.secrets.kv.v2
-    try:
-        meta = kv.read_secret_metadata(path=path, mount_point="secret")
-    except hvac.exceptions.InvalidPath:
-        return []
-    found = []
-    for version in meta["data"]["versions"]:
-        data = kv.read_secret_version(
-            path=path, version=int(version), mount_point="secret", raise_on_deleted_version=True
-        )
-        if data["data"]["data"]:
-            found.append(data["data"]["data"])
-    return found
-
-
 def secret_values(world: World) -> dict[str, str]:
-    """Label -> value of every secret this test's world has known."""
-    values = {
+    """Label -> value of every secret this test's world has known, seeds included."""
+    return {
         f"{PRIMARY} seeded secret": PRIMARY_SECRET,
         **{f"{key} seeded secret": value for key, value in SUBACCOUNTS.items()},
-        "Vault root token": world.openbao.root_token.reveal(),
+        **world_secret_values(world),
     }
-    for key in world.sim.accounts():
-        for secret in world.sim.secrets(key):
-            values[f"{key} secret {secret.id} on Vonage"] = secret.value
-        for n, record in enumerate(_versions(world, f"{world.prefix}/vonage/{key}")):
-            values[f"{key} current record v{n + 1}"] = record["api_secret"]
-        for n, state in enumerate(_versions(world, f"{world.prefix}/rotator-state/{key}")):
-            for slot in ("pending", "previous"):
-                if state.get(slot):
-                    values[f"{key} {slot} v{n + 1}"] = state[slot]["secret"]
-    return values
 
 
 def leaks(world: World, places: dict[str, str | bytes]) -> list[str]:
     """Which secret values appear where, by label only."""
-    found = []
-    for label, value in secret_values(world).items():
-        for where, text in places.items():
-            needle: str | bytes = value.encode() if isinstance(text, bytes) else value
-            if needle in text:  # type: ignore[operator]
-                found.append(f"{label} in {where}")
-    return found
+    return find(secret_values(world), places)
 
 
 # -- scenarios ---------------------------------------------------------------------------------
@@ -185,36 +149,13 @@ def test_cli_output_holds_no_secret(world: World, run_cli: Any) -> None:
 # -- the database ------------------------------------------------------------------------------
 
 
-def database_dump(world: World) -> dict[str, str | bytes]:
-    """The SQLite files byte for byte, or every PostgreSQL row as text."""
-    url = sa.make_url(world.database_url)
-    if url.get_backend_name() == "sqlite":
-        path = Path(str(url.database))
-        files = [path, *path.parent.glob(path.name + "-*")]
-        return {f"database file {p.name}": p.read_bytes() for p in files if p.exists()}
-    engine = db.make_engine(world.database_url)
-    try:
-        with engine.connect() as conn:
-            tables = sa.inspect(conn).get_table_names()
-            assert set(Base.metadata.tables) <= set(tables)
-            return {
-                f"table {name}": "\n".join(
-                    str(tuple(row))
-                    for row in conn.execute(sa.text(f'SELECT * FROM "{name}"'))  # noqa: S608
-                )
-                for name in tables
-            }
-    finally:
-        engine.dispose()
-
-
 def test_database_holds_no_secret(world: World) -> None:
     """The audit database (runs, events with errors and details, leases) holds no secret value."""
     outcomes = eventful_history(world)
     # The scan covers 3 seeded secrets, the token and all 4 generated ones (1 rolled back).
     distinct = len(set(secret_values(world).values()))  # counted outside the assert: no values
     assert distinct == 9  # printed if it fails (+1: the secret added to sub00002 by hand)
-    dump = database_dump(world)
+    dump = database_dump(world.database_url)
     assert any(o.run.id.encode() in d if isinstance(d, bytes) else o.run.id in d
                for o in outcomes for d in dump.values())  # fmt: skip
     assert leaks(world, dump) == []
