@@ -135,8 +135,8 @@ class Daemon:
             self._revoke_due()
             self._discover(initial=True)
             now = self._clock()
-            for key in self._key_names():
-                self._refresh(key, spread_new=False)
+            for key in self._key_names():  # no /metrics to serve: skip the Vault read of age
+                self._refresh(key, spread_new=False, age_from_vault=False)
             dues = self._dues()
             due = run_order(
                 [k for k, d in dues.items() if d <= now], primary=self.primary, dues=dues
@@ -429,8 +429,11 @@ class Daemon:
         if run.status == RunStatus.AWAITING_REVOKE and run.revoke_after is not None:
             self._schedule_revocation(run)
 
-    def _refresh(self, key: str, *, spread_new: bool = True) -> datetime | None:
-        """Re-read the key's history from the audit log; returns (and records) its due time."""
+    def _refresh(
+        self, key: str, *, spread_new: bool = True, age_from_vault: bool = True
+    ) -> datetime | None:
+        """Re-read the key's history from the audit log; returns (and records) its due time.
+        ``age_from_vault``: a never-rotated key's secret age comes from Vault's rotated_at."""
         services = self._svc()
         with self._lock:
             state = self._keys.get(key)
@@ -452,7 +455,9 @@ class Daemon:
             retry_delay=self.config.rotation.retry_delay,
             spread_new=spread_new,
         )
-        since = last_success or state.secret_since or self._vault_rotated_at(key)
+        since = last_success or state.secret_since
+        if since is None and age_from_vault:
+            since = self._vault_rotated_at(key)
         with self._lock:
             state.due, state.last_success, state.last_run = due, last_success, last_run
             state.secret_since, state.error = since, None

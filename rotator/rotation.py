@@ -485,14 +485,22 @@ class Rotator:
             if record is None or record.secret_id != ctx.new_id:
                 raise RotationError(f"{ctx.api_key}: the new secret is not current in Vault")
             # Rotating the primary: its old secret may be the one being revoked, so use the new.
-            admin = (
+            # Otherwise the primary's current one, re-read if refused (a concurrent rotation of
+            # the primary may revoke it while this step waits out a 429: see _as_admin).
+            ctx.admin = (
                 Credentials(self.primary, record.api_secret)
                 if self._is_primary(ctx)
                 else (self._admin_credentials())
             )
+
+            def listing() -> list[SecretInfo]:
+                return self._as_admin(
+                    ctx, lambda admin: self.vonage.list_secrets(admin, ctx.api_key)
+                ).secrets
+
             if ctx.emergency:
                 # Everything but the new secret goes, including any added since inspect.
-                listed = self.vonage.list_secrets(admin, ctx.api_key).secrets
+                listed = listing()
                 ids = [s.id for s in listed]
                 if ctx.new_id not in ids:
                     raise RotationError(
@@ -505,8 +513,10 @@ class Rotator:
             for secret_id in targets:
                 # Already gone (a resumed run, or revoked by hand) is fine: the goal holds.
                 with suppress(VonageNotFoundError):
-                    rec.request_id = self._revoke(ctx, admin, secret_id)
-            remaining = [s.id for s in self.vonage.list_secrets(admin, ctx.api_key).secrets]
+                    rec.request_id = self._as_admin(
+                        ctx, functools.partial(self._revoke, ctx, secret_id=secret_id)
+                    )
+            remaining = [s.id for s in listing()]
             rec.detail = {"revoked": targets, "remaining": remaining}
             if ctx.new_id not in remaining:
                 raise RotationError(f"{ctx.api_key}: the new secret {ctx.new_id} is not on Vonage")
@@ -595,7 +605,7 @@ class Rotator:
         """Undo a staged/created secret: revoke it on Vonage, then drop its value from Vault."""
         with self._step(ctx, Step.ROLLBACK) as rec:
             rec.detail = {"reason": reason[:300]}
-            admin = self._admin_credentials()
+            ctx.admin = self._admin_credentials()
             if ctx.new_id is None and ctx.staged:
                 before = {s.id for s in ctx.listed} | {i for i in (ctx.old_id,) if i}
                 try:
@@ -605,7 +615,9 @@ class Rotator:
             if ctx.new_id is not None:
                 rec.secret_id = ctx.new_id
                 try:
-                    rec.request_id = self._revoke(ctx, admin, ctx.new_id)
+                    rec.request_id = self._as_admin(
+                        ctx, functools.partial(self._revoke, ctx, secret_id=ctx.new_id)
+                    )
                 except VonageNotFoundError:
                     pass
                 except VonageLastSecretError:

@@ -341,8 +341,10 @@ class VaultStore:
             raise VaultPermissionError(
                 f"cannot {what}: permission denied ({_first_line(exc)})"
             ) from None
-        except hvac_errors.VaultDown:
-            raise VaultUnavailableError(f"cannot {what}: Vault is sealed") from None
+        except hvac_errors.VaultDown:  # any 503: sealed, or a proxy in front of Vault failing
+            raise VaultUnavailableError(
+                f"cannot {what}: Vault is sealed or unavailable (HTTP 503)"
+            ) from None
         except (hvac_errors.InternalServerError, hvac_errors.BadGateway) as exc:
             raise VaultUnavailableError(
                 f"cannot {what}: Vault failed ({_first_line(exc)})"

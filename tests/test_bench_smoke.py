@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = {
-    "bulk_rotation": ["--keys", "5", "--latency", "0", "--rate", "1000"],
+    "bulk_rotation": ["--keys", "5", "--latency", "0", "--rate", "1000", "--runs", "1"],
     "footprint": ["--keys", "5", "--window", "0.5", "--settle", "0", "--no-restart"],
     "emergency_latency": ["--reps", "1", "--propagation", "0"],
 }
@@ -63,8 +63,8 @@ def test_bulk_rotation_prints_rotator_and_naive_rows(
     result = outputs["bulk_rotation"]
     assert result.returncode == 0, result.stderr[-3000:]
     table = {row["tool"]: row for row in rows(result.stdout, "tool")}
-    assert table["rotator run --once"]["rotations"] == "6"
-    assert table["rotator run --once"]["failures"] == "0"
+    assert table["rotator run --once #1"]["rotations"] == "6"
+    assert table["rotator run --once #1"]["failures"] == "0"
     assert table["naive httpx loop"]["rotations"] == "5"
 
 

@@ -3,9 +3,10 @@
 One run:
 
 1. chaos — arm the plan's Vonage faults on the simulator, start ``rotator rotate KEY`` for every
-   key as real subprocesses (they wait together at the first step so the timeline starts at one
-   moment), and strike on the timeline or at a victim's step boundary: seal, kill or 503 Vault,
-   revoke rotator's token, stop PostgreSQL, SIGKILL rotators; some services are mended mid-run.
+   key as a real process (``tests.chaos.spawn``: forked from a warm zygote, or ``python -m
+   rotator``); they wait together at their first step so the timeline starts at one moment. Then
+   strike at moments on that timeline or when a victim reaches a step boundary: seal, kill or
+   503 Vault, revoke rotator's token, stop PostgreSQL, SIGKILL rotators; some mended mid-run.
 2. restore — clear every fault, mend every service, give rotator a valid token; check the promises
    that hold at *any* quiet moment (nobody locked out, nothing lost, at most two secrets).
 3. recovery — ``rotator rotate KEY`` again for every key until it succeeds (bounded attempts).
@@ -193,6 +194,7 @@ class ChaosHarness:
         max_propagation: float = 30.0,
         max_kinds: int = 3,
         kinds_per_run: int | None = None,
+        singles: int = 0,
         kinds: tuple[str, ...] = KINDS,
         recovery_attempts: int = 5,
         keep_logs: bool = False,
@@ -211,6 +213,7 @@ class ChaosHarness:
             max_propagation=max_propagation,
             max_kinds=max_kinds,
             kinds_per_run=kinds_per_run,
+            singles=singles,
             kinds=kinds,
         )
         self.recovery_verify_timeout = max_propagation * 1.5 + 10
@@ -419,6 +422,14 @@ class ChaosHarness:
                         struck.add(r.key)
                         self._strike(strike, rotations, heals, kind_of_kill="boundary")
                         r.release()
+                for key, strike in by_victim.items():
+                    if key not in struck and not rotations[key].alive:
+                        # The victim ended before its boundary (another fault stopped it):
+                        # strike the others now rather than not at all.
+                        struck.add(key)
+                        if strike.kind == "sigkill":
+                            strike = Strike(kind="sigkill", victim=live[0].key)
+                        self._strike(strike, rotations, heals, kind_of_kill="moment")
                 while timed and now >= t0 + (timed[0].at or 0):
                     self._strike(timed.pop(0), rotations, heals, kind_of_kill="moment")
                 for heal in [h for h in heals if now >= h[0]]:

@@ -8,7 +8,7 @@ random. The same seed gives the same plans.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rotator.simulator import Fault
 
@@ -23,8 +23,8 @@ VONAGE_KINDS = (
 SERVICE_KINDS = ("vault_sealed", "vault_down", "vault_403", "vault_5xx", "db_down")
 KINDS = (*VONAGE_KINDS, *SERVICE_KINDS, "sigkill")
 
-# Where a paused rotator can be struck: every step boundary of a forward run after the start.
-# Rollback's boundaries are reached only by a run that failed after staging.
+# Where a paused rotator can be struck: every step boundary of a forward run after the start
+# (and, for SIGKILL, rollback's, which only a run that failed after staging reaches).
 STEPS: tuple[str, ...] = (
     "inspect",
     "make_room",
@@ -35,8 +35,8 @@ STEPS: tuple[str, ...] = (
     "promote",
     "revoke",
 )
-STEPS += ("rollback",)
 BOUNDARIES = tuple(f"{when}:{step}" for step in STEPS for when in ("before", "after"))[1:]
+KILL_BOUNDARIES = (*BOUNDARIES, "before:rollback", "after:rollback")
 SYNC_BOUNDARY = "before:inspect"  # every rotator waits here so the timeline starts together
 
 
@@ -75,6 +75,10 @@ class RunPlan:
     def describe(self) -> str:
         parts = [f"run {self.number}: {'+'.join(self.kinds)}"]
         parts += list(self.notes)
+        for kind, fault in self.sim_faults:
+            if fault.nth is None:
+                what = f"{fault.status}" if fault.action == "status" else fault.action
+                parts.append(f"{kind}: {what} on {fault.method} p={fault.probability}")
         for strike in self.strikes:
             when = f"at {strike.at:.2f}s" if strike.at is not None else f"{strike.boundary}"
             who = f" {strike.victim}" if strike.victim else ""
@@ -95,6 +99,7 @@ class Planner:
         max_propagation: float,
         max_kinds: int = 3,
         kinds_per_run: int | None = None,
+        singles: int = 0,
         kinds: tuple[str, ...] = KINDS,
     ) -> None:
         unknown = set(kinds) - set(KINDS)
@@ -106,6 +111,7 @@ class Planner:
         self.max_propagation = max_propagation
         self.max_kinds = max_kinds
         self.kinds_per_run = kinds_per_run  # fixed, or None: 1 to max_kinds at random
+        self.singles = singles  # the first runs get one kind each (nothing masks it)
         self._deck: list[str] = []
 
     def _deal(self) -> str:
@@ -117,7 +123,7 @@ class Planner:
     def next(self, number: int) -> RunPlan:
         rng = self.rng
         count = self.kinds_per_run or min(self.max_kinds, rng.choice([1, 1, 2, 2, 3]))
-        count = min(count, len(self.kinds))
+        count = 1 if number <= self.singles else min(count, len(self.kinds))
         kinds: list[str] = []
         while len(kinds) < count:
             kind = self._deal()
@@ -171,8 +177,8 @@ class Planner:
                         Fault(
                             action="timeout",
                             delay=round(rng.uniform(1.0, 3.0), 2),
-                            method=rng.choice(["*", "GET", "POST", "DELETE"]),
-                            probability=round(rng.uniform(0.15, 0.35), 2),
+                            method=rng.choice(["*", "*", "GET", "POST", "DELETE"]),
+                            probability=round(rng.uniform(0.2, 0.4), 2),
                             times=None,
                         ),
                     )
@@ -202,6 +208,13 @@ class Planner:
                     strikes.append(self._strike(kind, victims, sync, latency))
             else:
                 strikes.append(self._strike(kind, victims, sync, latency))
+        # Each Vonage fault takes the first call it matches for sure, then calls at random:
+        # a kind of fault that was planned is then also injected, if its calls happen at all.
+        faults = [
+            pair
+            for kind, fault in faults
+            for pair in ((kind, replace(fault, nth=1, times=1, probability=1.0)), (kind, fault))
+        ]
         return RunPlan(
             number=number,
             kinds=tuple(kinds),
@@ -233,12 +246,12 @@ class Planner:
             return Strike(
                 kind=kind,
                 victim=victims.pop(),
-                boundary=rng.choice(BOUNDARIES),
+                boundary=rng.choice(KILL_BOUNDARIES if kind == "sigkill" else BOUNDARIES),
                 heal_after=heal,
                 mode=mode,
             )
         # A rotation makes ~8 Vonage calls: strike while it is likely under way. Without the
         # start barrier the rotators are still starting for the first seconds.
-        at = rng.uniform(0.0, 0.3 + 8 * latency) if sync else rng.uniform(0.5, 5.0)
+        at = rng.uniform(0.0, 0.2 + 6 * latency) if sync else rng.uniform(0.5, 5.0)
         victim = rng.choice(self.keys) if kind == "sigkill" else None
         return Strike(kind=kind, victim=victim, at=round(at, 2), heal_after=heal, mode=mode)

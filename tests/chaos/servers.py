@@ -86,6 +86,7 @@ class OpenBaoServer:
 storage "raft" {{
   path = "{self.workdir / "data"}"
   node_id = "chaos"
+  performance_multiplier = 1
 }}
 listener "tcp" {{
   address = "127.0.0.1:{self.port}"

@@ -1,0 +1,55 @@
+"""Run every benchmark, one after the other, and print their tables after the machine's details
+(Markdown, ready for bench/RESULTS.md). Run it on a quiet machine: the numbers are only as good
+as the load average printed with them.
+
+    .venv/bin/python -m bench.run_all                  # the issue's sizes: about 10 minutes
+    .venv/bin/python -m bench.run_all --quick          # tiny sizes: checks the scripts run
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench._common import REPO, machine, parser
+
+FULL: dict[str, list[str]] = {
+    "bulk_rotation": [],
+    "footprint": [],
+    "emergency_latency": [],
+}
+QUICK: dict[str, list[str]] = {
+    "bulk_rotation": ["--keys", "5", "--latency", "0", "--rate", "1000", "--runs", "1"],
+    "footprint": ["--keys", "5", "--window", "1", "--settle", "0", "--no-restart"],
+    "emergency_latency": ["--reps", "1", "--propagation", "0"],
+}
+
+
+def main() -> None:
+    args = parser(__doc__)
+    args.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    args.add_argument("--only", choices=sorted(FULL), action="append", help="repeatable")
+    opts = args.parse_args()
+    plan = QUICK if opts.quick else FULL
+    print("## Machine")
+    print()
+    print(machine())
+    failed = []
+    for name in opts.only or list(plan):
+        command = [sys.executable, "-m", f"bench.{name}", *plan[name]]
+        started = time.monotonic()
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+        print()
+        print(done.stdout.rstrip())
+        print()
+        shown = " ".join([".venv/bin/python", *command[1:]])
+        print(f"`{shown}` ({time.monotonic() - started:.0f} s)")
+        if done.returncode != 0:
+            failed.append(name)
+            print(f"\n{name} FAILED (exit {done.returncode}):\n```\n{done.stderr[-3000:]}\n```")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
