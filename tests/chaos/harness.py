@@ -160,7 +160,7 @@ class Rotation:
             self.marker.unlink(missing_ok=True)
 
     def kill(self) -> bool:
-        """SIGKILL; True if it was still running."""
+        """SIGKILL; True if that is what ended it."""
         return self.process.kill()
 
     def wait(self, timeout: float) -> int | None:

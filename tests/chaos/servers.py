@@ -378,9 +378,11 @@ class PostgresCluster:
                 "-E",
                 "UTF8",
             )
+        # fsync/full_page_writes off only risk data on an OS crash, which never happens here;
+        # synchronous_commit stays on: an "immediate" stop must not lose committed transactions.
         options = (
             f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c full_page_writes=off -c max_connections=200"
         )
         self._run(
             str(self.bindir / "pg_ctl"),

@@ -38,7 +38,9 @@ class Process(Protocol):
     @property
     def returncode(self) -> int | None: ...
 
-    def kill(self) -> bool: ...
+    def kill(self) -> bool:
+        """SIGKILL; True if that is what ended it."""
+        ...
 
     def wait(self, timeout: float) -> int | None: ...
 
@@ -60,11 +62,11 @@ class ExecProcess:
         return self._proc.poll()
 
     def kill(self) -> bool:
+        """SIGKILL; True if that is what ended it."""
         if self._proc.poll() is not None:
             return False
         self._proc.send_signal(signal.SIGKILL)
-        self._proc.wait(timeout=30)
-        return True
+        return self._proc.wait(timeout=30) == -signal.SIGKILL
 
     def wait(self, timeout: float) -> int | None:
         try:
@@ -87,12 +89,12 @@ class ForkProcess:
         return self.returncode is None
 
     def kill(self) -> bool:
+        """SIGKILL; True if that is what ended it."""
         if not self.alive:
             return False
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        self.wait(30)
-        return True
+        return self.wait(30) == -signal.SIGKILL
 
     def wait(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
