@@ -127,7 +127,7 @@ def config_data(
             "primary_api_key": sim.primary_api_key,
             "api_url": sim.api_url,
             "rest_url": sim.rest_url,
-            "timeout": "2s",
+            "timeout": "10s",  # generous: a loaded CI machine must not turn into a fault test
             "max_calls_per_second": 1000,
         },
         "vault": {

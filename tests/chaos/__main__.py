@@ -6,6 +6,7 @@ Prints a table at the end; exits 1 if any promise was broken, 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import tempfile
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             print("interrupted: stopping servers", file=sys.stderr)
         stats = harness.stats
     print(stats.table())
+    if args.workdir is None and not stats.violations and not args.keep_logs:
+        shutil.rmtree(workdir, ignore_errors=True)  # a clean run leaves nothing behind
     if stats.violations:
         print(f"{len(stats.violations)} INVARIANT VIOLATIONS:")
         for line in stats.violations:
