@@ -11,9 +11,8 @@ import structlog
 from rotator.audit import utcnow
 from rotator.errors import RotationError, VonageAuthError
 from rotator.inspection import admin_credentials
-from rotator.secret import Secret
+from rotator.secret import Credentials, Secret
 from rotator.services import Services
-from rotator.vonage import Credentials
 
 log = structlog.get_logger("rotator.adopt")
 

@@ -9,8 +9,9 @@ from rotator import db
 from rotator.config import Config
 from rotator.errors import RotatorError
 from rotator.ratelimit import RateLimiter
+from rotator.secret import Credentials
 from rotator.vault import VaultStore
-from rotator.vonage import Credentials, VonageClient
+from rotator.vonage import VonageClient
 
 
 @dataclass(frozen=True)

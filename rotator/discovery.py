@@ -19,8 +19,9 @@ from rotator.db import translate_errors
 from rotator.errors import NoWorkingSecretError
 from rotator.models import AuditEventRow
 from rotator.scheduling import selected
+from rotator.secret import Credentials
 from rotator.vault import VaultStore
-from rotator.vonage import Credentials, VonageClient
+from rotator.vonage import VonageClient
 
 log = structlog.get_logger("rotator.discovery")
 STEP = "discovery"

@@ -27,8 +27,9 @@ from rotator.durations import format_duration
 from rotator.errors import RotatorError
 from rotator.metrics import Metrics
 from rotator.notify import scrub
+from rotator.secret import Credentials
 from rotator.vault import VaultStore
-from rotator.vonage import Credentials, VonageClient
+from rotator.vonage import VonageClient
 
 log = structlog.get_logger("rotator.http")
 VONAGE_CHECK_TTL = 60.0  # seconds a Vonage credentials check is reused: probes must not hammer it

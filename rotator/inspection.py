@@ -10,8 +10,9 @@ from rotator.audit import Run
 from rotator.errors import NoWorkingSecretError, RotatorError, VonageAuthError
 from rotator.lease import LeaseInfo
 from rotator.protocol import Observed, Plan, plan
+from rotator.secret import Credentials
 from rotator.services import Services
-from rotator.vonage import Credentials, SecretInfo
+from rotator.vonage import SecretInfo
 
 
 def admin_credentials(services: Services) -> Credentials:

@@ -24,9 +24,9 @@ from rotator.config import Config
 from rotator.db import translate_errors
 from rotator.errors import RotatorError
 from rotator.models import AuditEventRow
-from rotator.secret import MASK, known_values
+from rotator.secret import MASK, Credentials, known_values
 from rotator.vault import VaultStore
-from rotator.vonage import Credentials, VonageClient
+from rotator.vonage import VonageClient
 
 log = structlog.get_logger("rotator.notify")
 

@@ -55,9 +55,9 @@ from rotator.protocol import (
     resume,
     verify_backoff,
 )
-from rotator.secret import Secret
+from rotator.secret import Credentials, Secret
 from rotator.vault import CurrentRecord, RotationState, StagedSecret, VaultStore, utc_now_text
-from rotator.vonage import Credentials, SecretInfo, VonageClient
+from rotator.vonage import SecretInfo, VonageClient
 
 log = structlog.get_logger("rotator.rotation")
 T = TypeVar("T")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+from dataclasses import dataclass
 from typing import Final
 
 MASK: Final = "********"
@@ -63,3 +64,11 @@ class Secret:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("Secret values are not picklable")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An API key and its secret, what Vonage's Basic auth takes; ``repr`` masks the secret."""
+
+    api_key: str
+    secret: Secret

@@ -26,13 +26,14 @@ import structlog
 
 from rotator.config import AppRoleAuth, KubernetesAuth, TokenAuth, VaultConfig
 from rotator.errors import (
+    NoWorkingSecretError,
     VaultConflictError,
     VaultDataError,
     VaultError,
     VaultPermissionError,
     VaultUnavailableError,
 )
-from rotator.secret import Secret
+from rotator.secret import Credentials, Secret
 
 T = TypeVar("T")
 
@@ -188,6 +189,21 @@ class VaultStore:
             rotated_at=data.get("rotated_at"),
             run_id=data.get("run_id"),
         )
+
+    def credentials(self, api_key: str) -> Credentials:
+        """The key's current credentials from Vault: what rotator authenticates with.
+
+        The one place that turns "no record" into an operator's error, so every caller says the
+        same thing.
+        """
+        record = self.read_current(api_key)
+        if record is None:
+            raise NoWorkingSecretError(
+                f"no secret for {api_key} at {self.describe(api_key)}",
+                hint=f"write the api_key and api_secret to {self.describe(api_key)} "
+                "(see README, 'First run')",
+            )
+        return Credentials(api_key, record.api_secret)
 
     def write_current(
         self,

@@ -33,7 +33,7 @@ from rotator.errors import (
     VonageValidationError,
 )
 from rotator.ratelimit import RateLimiter
-from rotator.secret import Secret
+from rotator.secret import Credentials, Secret
 
 log = structlog.get_logger("rotator.vonage")
 T = TypeVar("T")
@@ -41,14 +41,6 @@ MAX_BODY = 1 << 20  # a larger answer is not something Vonage documents
 # The subaccount list is one unpaginated answer of ~200 bytes per subaccount: 1 MiB would stop
 # discovery at about 5,000 subaccounts; 32 MiB is room for ~160,000.
 MAX_SUBACCOUNTS_BODY = 32 << 20
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """An API key and its secret; ``repr`` masks the secret."""
-
-    api_key: str
-    secret: Secret
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ from rotator import logs
 from rotator.audit import RunStatus
 from rotator.errors import RotatorError
 from rotator.rotation import Outcome
-from rotator.secret import MASK, Secret
+from rotator.secret import MASK, Credentials, Secret
 from rotator.vault import CurrentRecord, RotationState, StagedSecret
-from rotator.vonage import Credentials
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
 from tests.secretscan import database_dump, find, world_secret_values
 

@@ -27,8 +27,8 @@ from rotator.errors import (
     VonageValidationError,
 )
 from rotator.ratelimit import RateLimiter
-from rotator.secret import Secret
-from rotator.vonage import Credentials, VonageClient
+from rotator.secret import Credentials, Secret
+from rotator.vonage import VonageClient
 
 API = "https://api.vonage.test"
 REST = "https://rest.vonage.test"
