@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,6 +26,7 @@ from pydantic import (
 from rotator import policy
 from rotator.durations import parse_duration
 from rotator.errors import ConfigError
+from rotator.identifiers import is_api_key, parse_api_key
 from rotator.secret import Secret
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -35,13 +37,26 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _api_key(value: object) -> str:
+    """A config API key through ``rotator.identifiers`` (pydantic reports the ValueError)."""
+    if not is_api_key(value):
+        raise ValueError("not a valid Vonage API key (1-64 letters, digits, '_' or '-')")
+    return parse_api_key(value)
+
+
+ApiKeyField = Annotated[str, AfterValidator(_api_key)]
+
+
 class VonageConfig(_Model):
-    primary_api_key: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    primary_api_key: ApiKeyField
     api_url: str = "https://api.nexmo.com"
     rest_url: str = "https://rest.nexmo.com"
     timeout: Duration = timedelta(seconds=10)
     max_calls_per_second: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=5, ge=0, le=20)
+    # The longest Retry-After rotator honours; a longer one fails the call (VonageRateLimitError)
+    # rather than freeze every Vonage call of the process behind the shared limiter.
+    max_retry_after: Duration = timedelta(minutes=5)
     verify_tls: bool = True
 
     @field_validator("api_url", "rest_url")
@@ -50,6 +65,13 @@ class VonageConfig(_Model):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("max_retry_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be positive")
+        return value
 
 
 class TokenAuth(_Model):
@@ -170,7 +192,7 @@ class RotationConfig(_Model):
 
 
 class AccountOverride(_Model):
-    api_key: str
+    api_key: ApiKeyField
     schedule: Schedule | None = None
     grace_period: Duration | None = None
     secret_length: int | None = None

@@ -5,6 +5,7 @@ library, and chained with ``from``. Messages never contain a secret value.
 
     RotatorError
     ├── ConfigError                  the config file or environment is wrong
+    │   └── InvalidIdentifierError   an API key or secret id that fails its strict pattern
     ├── DatabaseError                the audit database is unreachable or not migrated
     ├── LeaseHeldError               another rotation holds this key's lease
     ├── VaultError
@@ -12,17 +13,19 @@ library, and chained with ``from``. Messages never contain a secret value.
     │   ├── VaultPermissionError     403: the token's policy does not allow it
     │   ├── VaultConflictError       check-and-set lost: somebody else wrote
     │   └── VaultDataError           a record that is not what rotator wrote
-    ├── VonageError
+    ├── VonageError                  (messages: secret values scrubbed, URLs without credentials)
     │   ├── VonageAuthError          401: credentials refused
     │   ├── VonageForbiddenError     403 not covered below
     │   ├── VonageNotFoundError      404: unknown API key or secret id
-    │   ├── VonageSecretLimitError   a third secret refused (400 or 403 add-excess-secret)
+    │   ├── VonageSecretLimitError   a third secret refused (400, or 403 add-excess-secret or
+    │   │                            maximum-secrets-allowed)
     │   ├── VonageLastSecretError    403 delete-last-secret
     │   ├── VonageValidationError    400 validation
-    │   ├── VonageRateLimitError     429 (``retry_after`` in seconds)
+    │   ├── VonageRateLimitError     429 (``retry_after`` in seconds), or a wait beyond the cap
     │   ├── VonageServerError        5xx
     │   ├── VonageTransportError     timeout, reset, refused (``maybe_applied`` for writes)
     │   └── VonageProtocolError      a response that is not the documented shape
+    │       └── VonageInvalidIdentifierError  an answer naming a malformed API key or secret id
     └── RotationError
         ├── UnidentifiedSecretError  two secrets and no record of which one is current
         ├── VerificationFailedError  the new secret never authenticated
@@ -52,6 +55,13 @@ class RotatorError(Exception):
 
 class ConfigError(RotatorError):
     hint = "fix the configuration file or environment and retry"
+
+
+class InvalidIdentifierError(ConfigError):
+    """An API key or secret id from the config, the command line or the database was refused
+    by ``rotator.identifiers`` (exit 2, like any bad input)."""
+
+    hint = "API keys are 1-64 letters, digits, '_' or '-'; secret ids are UUIDs"
 
 
 class DatabaseError(RotatorError):
@@ -152,6 +162,13 @@ class VonageProtocolError(VonageError):
     hint = "Vonage answered with something undocumented; re-run, and report it if it persists"
 
 
+class VonageInvalidIdentifierError(VonageProtocolError):
+    """Vonage (or whatever answered in its place) named a key or secret id that cannot be real;
+    rotator refuses the whole answer rather than act on it."""
+
+    hint = "an answer from Vonage named a malformed API key or secret id; nothing was changed"
+
+
 class RotationError(RotatorError):
     pass
 
@@ -174,6 +191,7 @@ class NoWorkingSecretError(RotationError):
 __all__ = [
     "ConfigError",
     "DatabaseError",
+    "InvalidIdentifierError",
     "LeaseHeldError",
     "NoWorkingSecretError",
     "RotationError",
@@ -188,6 +206,7 @@ __all__ = [
     "VonageAuthError",
     "VonageError",
     "VonageForbiddenError",
+    "VonageInvalidIdentifierError",
     "VonageLastSecretError",
     "VonageNotFoundError",
     "VonageProtocolError",

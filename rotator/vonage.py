@@ -4,6 +4,11 @@ Timeouts on every call; idempotent calls (GET, DELETE) retried with backoff on 4
 ``Retry-After``), 5xx and transport errors; a POST is never repeated here — its caller reconciles
 an ambiguous failure by listing. Every httpx error and error answer becomes a ``VonageError``
 subclass here, once. Secrets travel only in the Authorization header or a form body, never a URL.
+
+Every answer is treated as possibly hostile: each secret id and API key in it must match
+``rotator.identifiers`` (else ``VonageInvalidIdentifierError``, nothing acted on); URL paths are
+built from percent-encoded segments; every text taken from an answer is scrubbed of known secret
+values; a ``Retry-After`` beyond ``vonage.max_retry_after`` fails the call instead of sleeping.
 """
 
 from __future__ import annotations
@@ -11,18 +16,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from rotator import clock
 from rotator.config import VonageConfig
 from rotator.errors import (
+    RotatorError,
     VonageAuthError,
     VonageError,
     VonageForbiddenError,
+    VonageInvalidIdentifierError,
     VonageLastSecretError,
     VonageNotFoundError,
     VonageProtocolError,
@@ -32,7 +40,17 @@ from rotator.errors import (
     VonageTransportError,
     VonageValidationError,
 )
+from rotator.identifiers import (
+    ApiKey,
+    SecretId,
+    is_api_key,
+    is_secret_id,
+    parse_api_key,
+    parse_secret_id,
+    path_segment,
+)
 from rotator.ratelimit import RateLimiter
+from rotator.redact import safe_url, scrub
 from rotator.secret import Credentials, Secret
 
 log = structlog.get_logger("rotator.vonage")
@@ -41,17 +59,22 @@ MAX_BODY = 1 << 20  # a larger answer is not something Vonage documents
 # The subaccount list is one unpaginated answer of ~200 bytes per subaccount: 1 MiB would stop
 # discovery at about 5,000 subaccounts; 32 MiB is room for ~160,000.
 MAX_SUBACCOUNTS_BODY = 32 << 20
+# A 403 ``type`` that means "already two secrets": today's name, and the older API's (recorded
+# in Vonage's SDK test fixtures).
+SECRET_LIMIT_KINDS = frozenset({"add-excess-secret", "maximum-secrets-allowed"})
 
 
 @dataclass(frozen=True)
 class SecretInfo:
+    # Always a validated SecretId; typed ``str`` until the engine's sets and lists (rotation.py)
+    # are typed SecretId too (set[SecretId] is not a set[str] to mypy).
     id: str
     created_at: datetime
 
 
 @dataclass(frozen=True)
 class Subaccount:
-    api_key: str
+    api_key: ApiKey
     name: str | None
     suspended: bool
 
@@ -111,7 +134,7 @@ class VonageClient:
         self.rate_limited = 0
 
     def __repr__(self) -> str:
-        return f"VonageClient(api_url={self._config.api_url!r})"
+        return f"VonageClient(api_url={safe_url(self._config.api_url)!r})"
 
     def close(self) -> None:
         self._http.close()
@@ -139,8 +162,14 @@ class VonageClient:
         return Reply(_request_id(response), created=_secret_info(response, _json(response)))
 
     def revoke_secret(self, creds: Credentials, api_key: str, secret_id: str) -> Reply:
-        """DELETE, retried; a 404 after an attempt that may have applied counts as done."""
-        url = f"{self._secrets_url(api_key)}/{secret_id}"
+        """DELETE, retried; a 404 after an attempt that may have applied counts as done.
+
+        ``secret_id`` is checked again here (``InvalidIdentifierError``): a DELETE is the one
+        call where a bad id destroys something.
+        """
+        url = self._url(
+            self._config.api_url, "accounts", api_key, "secrets", parse_secret_id(secret_id)
+        )
         attempted = False
 
         def attempt() -> httpx.Response:
@@ -168,7 +197,7 @@ class VonageClient:
 
         ``retry=False`` makes one attempt: the caller's own loop (verification) owns the timing.
         """
-        url = f"{self._config.rest_url}/account/get-balance"
+        url = self._url(self._config.rest_url, "account", "get-balance")
         response = self._retrying(
             lambda: self._send("GET", url, creds), retry_on=_retryable if retry else _never
         )
@@ -178,7 +207,7 @@ class VonageClient:
         return Reply(_request_id(response))
 
     def list_subaccounts(self, creds: Credentials) -> Reply:
-        url = f"{self._config.api_url}/accounts/{creds.api_key}/subaccounts"
+        url = self._url(self._config.api_url, "accounts", creds.api_key, "subaccounts")
         response = self._retrying(
             lambda: self._send("GET", url, creds, max_body=MAX_SUBACCOUNTS_BODY)
         )
@@ -190,9 +219,11 @@ class VonageClient:
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("api_key"), str):
                 raise _protocol(response, "subaccount without api_key")
+            if not is_api_key(item["api_key"]):
+                raise _invalid(response, parse_api_key, item["api_key"])
             subaccounts.append(
                 Subaccount(
-                    api_key=item["api_key"],
+                    api_key=ApiKey(item["api_key"]),
                     name=item.get("name") if isinstance(item.get("name"), str) else None,
                     suspended=bool(item.get("suspended", False)),
                 )
@@ -200,7 +231,7 @@ class VonageClient:
         return Reply(_request_id(response), subaccounts=subaccounts)
 
     def send_sms(self, creds: Credentials, *, sender: str, to: str, text: str) -> Reply:
-        url = f"{self._config.rest_url}/sms/json"
+        url = self._url(self._config.rest_url, "sms", "json")
         form = {
             "api_key": creds.api_key,
             "api_secret": creds.secret.reveal(),
@@ -217,19 +248,31 @@ class VonageClient:
         status = str(messages[0].get("status", "")) if isinstance(messages[0], dict) else ""
         if status != "0":
             text = messages[0].get("error-text", "") if isinstance(messages[0], dict) else ""
-            raise VonageError(f"SMS to {to} refused: status {status} {text}".strip())
+            message = f"SMS to {to} refused: status {status[:10]} {str(text)[:200]}".strip()
+            raise VonageError(scrub(message))
         return Reply(_request_id(response))
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _secrets_url(self, api_key: str) -> str:
-        return f"{self._config.api_url}/accounts/{api_key}/secrets"
+        return self._url(self._config.api_url, "accounts", api_key, "secrets")
+
+    @staticmethod
+    def _url(base: str, *segments: str) -> str:
+        """``base`` plus percent-encoded segments: no value can add, climb or query a segment.
+
+        An API key that fails its pattern is refused here (``InvalidIdentifierError``) before
+        any request is built.
+        """
+        if len(segments) > 1 and segments[0] == "accounts":
+            parse_api_key(segments[1])
+        return "/".join([base, *(path_segment(segment) for segment in segments)])
 
     def _retrying(
         self, call: Callable[[], T], retry_on: Callable[[BaseException], bool] = _retryable
     ) -> T:
         retrying = Retrying(
-            retry=retry_if_exception(retry_on),
+            retry=retry_if_exception(lambda exc: retry_on(exc) and not self._too_long(exc)),
             stop=stop_after_attempt(self._config.max_retries + 1),
             wait=self._wait,
             sleep=self._sleep,
@@ -238,10 +281,15 @@ class VonageClient:
         )
         return retrying(call)
 
+    def _too_long(self, exc: BaseException) -> bool:
+        """A 429 whose Retry-After exceeds vonage.max_retry_after: fail now, never sleep it."""
+        cap = self._config.max_retry_after.total_seconds()
+        return isinstance(exc, VonageRateLimitError) and (exc.retry_after or 0.0) > cap
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, VonageRateLimitError) and exc.retry_after is not None:
-            return min(exc.retry_after, 60.0)
+            return exc.retry_after  # never beyond max_retry_after: _send raised for those
         return float(min(self._backoff * 2 ** (state.attempt_number - 1), 10.0))
 
     def _log_retry(self, state: RetryCallState) -> None:
@@ -312,7 +360,17 @@ class VonageClient:
         if response.status_code == 429:
             self.rate_limited += 1
             retry_after = _retry_after(response)
-            self._limiter.pause(retry_after if retry_after is not None else 1.0)
+            cap = self._config.max_retry_after.total_seconds()
+            self._limiter.pause(min(retry_after if retry_after is not None else 1.0, cap))
+            if retry_after is not None and retry_after > cap:
+                raise VonageRateLimitError(
+                    f"{method} {path}: HTTP 429 asking to wait {retry_after:g}s, more than "
+                    f"vonage.max_retry_after ({cap:g}s); not waiting",
+                    retry_after=retry_after,
+                    status=429,
+                    request_id=_request_id(response),
+                    hint="re-run later, or raise vonage.max_retry_after",
+                )
         if response.is_success:
             return response
         raise _error_for(method, path, response)
@@ -334,8 +392,9 @@ def _read_capped(response: httpx.Response, limit: int = MAX_BODY) -> bytes:
 
 
 def _request_id(response: httpx.Response) -> str | None:
-    value = response.headers.get("X-Request-Id")
-    return value[:64] if value else None
+    """Vonage's request id, printable ASCII only and short: it goes into messages and the log."""
+    value = "".join(c for c in response.headers.get("X-Request-Id", "")[:64] if " " < c <= "~")
+    return value or None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -360,7 +419,25 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 def _protocol(response: httpx.Response, what: str) -> VonageProtocolError:
     request = response.request
     return VonageProtocolError(
-        f"{request.method} {request.url.path}: unexpected answer from Vonage: {what}",
+        scrub(f"{request.method} {request.url.path}: unexpected answer from Vonage: {what}"),
+        status=response.status_code,
+        request_id=_request_id(response),
+    )
+
+
+def _invalid(
+    response: httpx.Response, parse: Callable[[object], object], value: object
+) -> VonageInvalidIdentifierError:
+    """The answer named an identifier ``parse`` refuses: say which, sanitised, and why."""
+    try:
+        parse(value)
+    except RotatorError as exc:
+        reason = str(exc.args[0]) if exc.args else "malformed identifier"
+    else:  # pragma: no cover - only called for values the pattern refused
+        reason = "malformed identifier"
+    request = response.request
+    return VonageInvalidIdentifierError(
+        scrub(f"{request.method} {request.url.path}: refused Vonage's answer: {reason}"),
         status=response.status_code,
         request_id=_request_id(response),
     )
@@ -369,14 +446,16 @@ def _protocol(response: httpx.Response, what: str) -> VonageProtocolError:
 def _secret_info(response: httpx.Response, item: object) -> SecretInfo:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
         raise _protocol(response, "secret without an id")
+    if not is_secret_id(item["id"]):
+        raise _invalid(response, parse_secret_id, item["id"])
+    secret_id = SecretId(item["id"])
     created = item.get("created_at")
     try:
-        created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        created_at = clock.parse(str(created))
     except ValueError:
-        raise _protocol(response, f"secret {item['id']} with created_at {created!r}") from None
-    if created_at.tzinfo is None:
-        created_at = created_at.replace(tzinfo=UTC)
-    return SecretInfo(id=item["id"], created_at=created_at)
+        shown = repr(str(created)[:40])
+        raise _protocol(response, f"secret {secret_id} with created_at {shown}") from None
+    return SecretInfo(id=secret_id, created_at=created_at)
 
 
 def _age_order(info: SecretInfo) -> tuple[datetime, str]:
@@ -391,10 +470,13 @@ def _problem(response: httpx.Response) -> tuple[str, str]:
         return "", ""
     if not isinstance(body, dict):
         return "", ""
-    kind = str(body.get("type", "")).rpartition("#")[2]
+    kind = str(body.get("type", "")).rpartition("#")[2][:64]
     detail = str(body.get("detail") or body.get("title") or body.get("error-code-label") or "")
     if body.get("invalid_parameters"):
         kind = kind or "validation"
+    # Scrubbed before truncation, so a cut can never leave part of a secret behind; control
+    # characters go so that no answer can write to the operator's terminal.
+    detail = "".join(c if c.isprintable() else " " for c in scrub(detail))
     return kind, detail[:300]
 
 
@@ -406,7 +488,7 @@ def _error_for(method: str, path: str, response: httpx.Response) -> VonageError:
     if status == 401:
         return VonageAuthError(where, **common)
     if status == 403:
-        if kind == "add-excess-secret":
+        if kind in SECRET_LIMIT_KINDS:
             return VonageSecretLimitError(where, **common)
         if kind == "delete-last-secret":
             return VonageLastSecretError(where, **common)

@@ -36,6 +36,9 @@ KEY = "abcd1234"
 SUB = "sub00001"
 SECRETS = f"{API}/accounts/{SUB}/secrets"
 SECRET_ID = "ad6dc56f-07b5-46e1-a527-85530e625800"
+OLDER = "01234567-aaaa-bbbb-cccc-defdefdefdef"
+NEWER = "1b1b1b1b-1b1b-1b-1b1b-1b1b1b1b1b1b"  # the shape an SDK fixture records
+NEW = "48898273-7ae1-4ce4-8125-a71058ca6069"
 BALANCE = f"{REST}/account/get-balance"
 ERRORS = "https://developer.nexmo.com/api-errors/account/secret-management"
 ADMIN = Credentials(KEY, Secret("Admin1SecretValue"))
@@ -93,8 +96,8 @@ def test_list_secrets_returns_them_oldest_first(client: Client, router: respx.Mo
             json={
                 "_embedded": {
                     "secrets": [
-                        secret_item("newer", "2026-02-01T00:00:00Z"),
-                        secret_item("older", "2026-01-01T00:00:00Z"),
+                        secret_item(NEWER, "2026-02-01T00:00:00Z"),
+                        secret_item(OLDER, "2026-01-01T00:00:00Z"),
                     ]
                 }
             },
@@ -102,16 +105,16 @@ def test_list_secrets_returns_them_oldest_first(client: Client, router: respx.Mo
         )
     )
     reply = client.vonage.list_secrets(ADMIN, SUB)
-    assert [s.id for s in reply.secrets] == ["older", "newer"]
+    assert [s.id for s in reply.secrets] == [OLDER, NEWER]
     assert reply.request_id == "abc"
 
 
 def test_create_sends_the_secret_only_in_the_body(client: Client, router: respx.MockRouter) -> None:
     """The new secret travels in the JSON body; the URL never holds it; auth is HTTP Basic."""
-    route = router.post(SECRETS).mock(return_value=httpx.Response(201, json=secret_item("new")))
+    route = router.post(SECRETS).mock(return_value=httpx.Response(201, json=secret_item(NEW)))
     reply = client.vonage.create_secret(ADMIN, SUB, Secret("New1SecretValue"))
     assert reply.created is not None
-    assert reply.created.id == "new"
+    assert reply.created.id == NEW
     sent = route.calls.last.request
     assert json.loads(sent.content) == {"secret": "New1SecretValue"}
     assert "New1SecretValue" not in str(sent.url)
@@ -222,13 +225,26 @@ def test_429_pauses_every_caller_sharing_the_limiter(
     assert 6.0 < client.limiter_sleeps[0] <= 7.0
 
 
-def test_huge_retry_after_is_capped(client: Client, router: respx.MockRouter) -> None:
-    """A Retry-After of an hour waits at most a minute before the retry."""
+def test_retry_after_within_the_cap_is_waited_in_full(
+    client: Client, router: respx.MockRouter
+) -> None:
+    """A Retry-After of two minutes (under vonage.max_retry_after) is waited, then retried."""
     router.get(SECRETS).mock(
-        side_effect=[httpx.Response(429, headers={"Retry-After": "3600"}), listing()]
+        side_effect=[httpx.Response(429, headers={"Retry-After": "120"}), listing()]
     )
     client.vonage.list_secrets(ADMIN, SUB)
-    assert client.sleeps == [60.0]
+    assert client.sleeps == [120.0]
+
+
+def test_retry_after_beyond_the_cap_fails_at_once(client: Client, router: respx.MockRouter) -> None:
+    """A Retry-After of an hour raises VonageRateLimitError without a retry or a sleep."""
+    route = router.get(SECRETS).mock(
+        return_value=httpx.Response(429, headers={"Retry-After": "3600"})
+    )
+    with pytest.raises(VonageRateLimitError, match="max_retry_after") as caught:
+        client.vonage.list_secrets(ADMIN, SUB)
+    assert caught.value.retry_after == 3600.0
+    assert (route.call_count, client.sleeps) == (1, [])
 
 
 def test_429_without_retry_after_backs_off(client: Client, router: respx.MockRouter) -> None:
@@ -280,12 +296,12 @@ def test_post_is_repeated_after_a_429(client: Client, router: respx.MockRouter) 
     route = router.post(SECRETS).mock(
         side_effect=[
             httpx.Response(429, headers={"Retry-After": "3"}),
-            httpx.Response(201, json=secret_item("new")),
+            httpx.Response(201, json=secret_item(NEW)),
         ]
     )
     reply = client.vonage.create_secret(ADMIN, SUB, Secret("New1SecretValue"))
     assert reply.created is not None
-    assert reply.created.id == "new"
+    assert reply.created.id == NEW
     assert route.call_count == 2
     assert client.sleeps == [3.0]
 
@@ -380,7 +396,10 @@ def test_delete_404_after_a_refused_connection_is_not_found(
         (b"[1, 2]", "JSON that is not an object"),
         (b'{"_links": {}}', "without _embedded.secrets"),
         (b'{"_embedded": {"secrets": [{"created_at": "2026-01-01T00:00:00Z"}]}}', "without an id"),
-        (b'{"_embedded": {"secrets": [{"id": "x", "created_at": "yesterday"}]}}', "created_at"),
+        (
+            b'{"_embedded": {"secrets": [{"id": "ad6dc56f", "created_at": "yesterday"}]}}',
+            "created_at",
+        ),
     ],
     ids=["truncated", "html", "array", "no-embedded", "no-id", "bad-date"],
 )

@@ -21,6 +21,7 @@ FaultAction = Literal[
     "html",
     "malformed_json",
     "huge_body",
+    "body",
 ]
 FaultHost = Literal["api", "rest", "*"]
 
@@ -48,6 +49,9 @@ class Fault:
     status: int = 503
     retry_after: float | None = None
     delay: float = 30.0
+    # action "body": answer ``status`` (any, 200 included) with this JSON text, e.g. a spoofed
+    # listing; nothing is applied.
+    body: str | None = None
 
     def __post_init__(self) -> None:
         if self.action not in FAULT_ACTIONS:
@@ -62,7 +66,10 @@ class Fault:
             raise ValueError("times must be None (forever) or an integer >= 1")
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError("probability must be between 0 and 1")
-        if not 400 <= self.status <= 599:
+        if self.action == "body":
+            if self.body is None or not 200 <= self.status <= 599:
+                raise ValueError("a body fault needs body text and a status of 200-599")
+        elif not 400 <= self.status <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError("retry_after must be >= 0")

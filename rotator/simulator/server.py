@@ -241,6 +241,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(exchange, Response(status=200, body=body, content_type="application/json"))
         elif action == "huge_body":
             self._send(exchange, _huge_body())
+        elif action == "body" and fault.body is not None:
+            body = fault.body.encode()
+            self._send(
+                exchange, Response(status=fault.status, body=body, content_type="application/json")
+            )
         else:  # pragma: no cover
             raise AssertionError(f"unhandled fault action {action!r}")
 
