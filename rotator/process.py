@@ -1,0 +1,45 @@
+"""The process itself as a place secrets can leak from: core dumps and ptrace-style reads.
+
+A core of the daemon holds every live secret and the Vault token, so ``harden_process`` turns
+core dumps off (RLIMIT_CORE 0, hard limit included, so nothing below can turn them back on) and,
+on Linux, makes the process non-dumpable (``prctl(PR_SET_DUMPABLE, 0)``), which also keeps other
+processes of the same user from reading its memory through /proc. Call it first thing at start.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import resource
+import sys
+from typing import Final
+
+import structlog
+
+log = structlog.get_logger("rotator.process")
+PR_SET_DUMPABLE: Final = 4
+
+
+def harden_process() -> list[str]:
+    """Disable core dumps and (Linux) make the process non-dumpable; returns what was done.
+
+    Never raises: a platform without ``prctl`` still gets the rlimit, and a failure is logged.
+    """
+    done = []
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        done.append("core dumps off")
+    except (OSError, ValueError) as exc:
+        log.warning("core_limit_failed", error=str(exc))
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+            done.append("not dumpable")
+        except OSError as exc:
+            log.warning("dumpable_failed", error=str(exc))
+    return done
+
+
+__all__ = ["harden_process"]
