@@ -1,14 +1,24 @@
-"""``rotator check``: each piece of config and connectivity, one actionable line each."""
+"""``rotator check``: each piece of config and connectivity, one actionable line each.
+
+Besides failures it warns (exit status unchanged) about what makes a leak likely: a config or
+credential file others can read, credentials written into a URL, plain http:// to a remote
+Vault or Vonage.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from rotator import db
-from rotator.config import Config
+from rotator.config import AppRoleAuth, Config, TokenAuth
 from rotator.errors import RotatorError
 from rotator.ratelimit import RateLimiter
+from rotator.redact import safe_url
 from rotator.secret import Credentials
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
@@ -19,6 +29,69 @@ class CheckResult:
     area: str
     ok: bool
     message: str
+    warning: bool = False
+
+    @property
+    def label(self) -> str:
+        """``ok  ``, ``WARN`` or ``FAIL``: the first column of ``rotator check``."""
+        return "FAIL" if not self.ok else "WARN" if self.warning else "ok  "
+
+
+def _warn(area: str, message: str) -> CheckResult:
+    return CheckResult(area, True, message, warning=True)
+
+
+def _readable_by_others(path: Path, area: str, what: str) -> list[CheckResult]:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return []  # a missing file is reported by the check that needs it
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        shown = f"{stat.S_IMODE(mode):04o}"
+        return [_warn(area, f"{what} {path} is readable by group or others ({shown}): chmod 600")]
+    return []
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def security_warnings(config: Config, config_path: Path | None = None) -> list[CheckResult]:
+    """What in the config or on disk makes a leak likely; pure apart from ``stat``."""
+    results: list[CheckResult] = []
+    if config_path is not None:
+        results += _readable_by_others(Path(config_path), "config", "config file")
+    auth = config.vault.auth
+    if isinstance(auth, TokenAuth) and auth.token_file is not None:
+        results += _readable_by_others(auth.token_file, "vault", "vault.auth.token_file")
+    if isinstance(auth, AppRoleAuth) and auth.secret_id_file is not None:
+        results += _readable_by_others(auth.secret_id_file, "vault", "vault.auth.secret_id_file")
+    database = urlsplit(config.database.url)
+    if database.password:
+        hint = "remove it and use $PGPASSWORD or ~/.pgpass"
+        results.append(_warn("database", f"database.url holds a password; {hint}"))
+    webhook = config.notify.webhook_url
+    if webhook and (urlsplit(webhook).username or urlsplit(webhook).password):
+        where = safe_url(webhook)
+        message = (
+            f"notify.webhook_url ({where}) holds credentials (user:pass@): they end up in logs"
+        )
+        results.append(_warn("notify", message))
+    for name, url in (
+        ("vault.url", config.vault.url),
+        ("vonage.api_url", config.vonage.api_url),
+        ("vonage.rest_url", config.vonage.rest_url),
+    ):
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            message = f"{name} {safe_url(url)} is plain http:// to a remote host: use https://"
+            results.append(_warn(name.partition(".")[0], message))
+    return results
 
 
 def _check(area: str, results: list[CheckResult], test: Callable[[], str]) -> bool:
@@ -30,8 +103,9 @@ def _check(area: str, results: list[CheckResult], test: Callable[[], str]) -> bo
         return False
 
 
-def run_checks(config: Config) -> list[CheckResult]:
+def run_checks(config: Config, config_path: Path | None = None) -> list[CheckResult]:
     results: list[CheckResult] = [CheckResult("config", True, "valid")]
+    results += security_warnings(config, config_path)
 
     def database() -> str:
         engine = db.make_engine(config.database.url)

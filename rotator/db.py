@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +50,10 @@ def make_engine(url: str) -> Engine:
             parent = Path(parsed.database).expanduser().resolve().parent
             if not parent.is_dir():
                 raise DatabaseError(f"database directory {parent} does not exist")
+            with contextlib.suppress(FileExistsError):  # created 0600: it is the audit log
+                os.close(
+                    os.open(parent / Path(parsed.database).name, os.O_CREAT | os.O_EXCL, 0o600)
+                )
         engine = sa.create_engine(parsed, connect_args={"timeout": 30})
         _sqlite_serialized_writes(engine)
         return engine

@@ -120,3 +120,14 @@ def test_a_wrong_primary_secret_is_refused_by_vonage(migrated: World, run_cli: A
     assert line.startswith("FAIL vonage:")
     assert "401" in line
     assert "Wrong1Secret99" not in result.stdout + result.stderr
+
+
+def test_a_group_readable_config_file_is_warned_about(migrated: World, run_cli: Any) -> None:
+    """A config file others can read gets a WARN line saying chmod 600; the exit code stays 0."""
+    migrated.seed_primary()
+    migrated.config_file().chmod(0o644)
+    result = run_cli("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(line.startswith("WARN config:") and "chmod 600" in line for line in lines(result)), (
+        result.stdout
+    )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rotator.cli import app, console, die, get_config, print_json
+from rotator.cli import app, console, die, get_config, print_json, state
 from rotator.durations import format_duration
 from rotator.errors import RotatorError
 from rotator.inspection import KeyView, account_keys, admin_credentials, observe
@@ -147,8 +147,8 @@ def check() -> None:
         raise typer.Exit(2) from None
     from rotator.checks import run_checks
 
-    results = run_checks(config)
+    results = run_checks(config, config_path=state.config_path)
     for result in results:
-        typer.echo(f"{'ok  ' if result.ok else 'FAIL'} {result.area}: {result.message}")
+        typer.echo(f"{result.label} {result.area}: {result.message}")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
