@@ -7,6 +7,7 @@ library, and chained with ``from``. Messages never contain a secret value.
     ├── ConfigError                  the config file or environment is wrong
     ├── DatabaseError                the audit database is unreachable or not migrated
     ├── LeaseHeldError               another rotation holds this key's lease
+    ├── RunNotFoundError             no run with that id in the audit log
     ├── VaultError
     │   ├── VaultUnavailableError    unreachable, sealed or 5xx
     │   ├── VaultPermissionError     403: the token's policy does not allow it
@@ -56,6 +57,10 @@ class ConfigError(RotatorError):
 
 class DatabaseError(RotatorError):
     hint = "check database.url and that the database is up; run `rotator db upgrade`"
+
+
+class RunNotFoundError(RotatorError):
+    hint = "check the run id; `rotator audit` lists the runs"
 
 
 class LeaseHeldError(RotatorError):
@@ -178,6 +183,7 @@ __all__ = [
     "NoWorkingSecretError",
     "RotationError",
     "RotatorError",
+    "RunNotFoundError",
     "UnidentifiedSecretError",
     "VaultConflictError",
     "VaultDataError",
