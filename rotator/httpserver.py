@@ -23,11 +23,12 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from rotator import db
+from rotator.audit import Run
 from rotator.durations import format_duration
 from rotator.errors import RotatorError
 from rotator.metrics import Metrics
 from rotator.notify import scrub
-from rotator.snapshot import KeyStatus, LeaseSummary, Phase, RunSummary, StatusSnapshot
+from rotator.snapshot import KeyStatus, LeaseSummary, Phase, StatusSnapshot
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
@@ -257,11 +258,11 @@ def shown(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _run_json(run: RunSummary | None) -> dict[str, Any] | None:
+def _run_json(run: Run | None) -> dict[str, Any] | None:
     if run is None:
         return None
     return {
-        "run_id": run.run_id,
+        "run_id": run.id,
         "status": str(run.status),
         "trigger": run.trigger,
         "started_at": shown(run.started_at),

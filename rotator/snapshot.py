@@ -26,31 +26,6 @@ FAILED_STATUSES = frozenset({RunStatus.FAILED, RunStatus.ROLLED_BACK})
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunSummary:
-    run_id: str
-    status: RunStatus
-    trigger: str
-    started_at: datetime
-    finished_at: datetime | None
-    error: str | None
-
-    @classmethod
-    def of(cls, run: Run) -> RunSummary:
-        return cls(
-            run_id=run.id,
-            status=run.status,
-            trigger=run.trigger,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            error=run.error,
-        )
-
-    @property
-    def failed(self) -> bool:
-        return self.status in FAILED_STATUSES
-
-
-@dataclass(frozen=True, kw_only=True)
 class LeaseSummary:
     owner: str
     expires_at: datetime
@@ -70,13 +45,14 @@ class KeyStatus:
     last_success: datetime | None
     next_due: datetime | None
     rotating_here: bool
-    last_run: RunSummary | None
+    last_run: Run | None
     lease: LeaseSummary | None
     error: str | None  # the last check's own error (database down...), if any
 
     @property
     def failing(self) -> bool:
-        return (self.last_run is not None and self.last_run.failed) or self.error is not None
+        failed = self.last_run is not None and self.last_run.status in FAILED_STATUSES
+        return failed or self.error is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +69,5 @@ __all__ = [
     "KeyStatus",
     "LeaseSummary",
     "Phase",
-    "RunSummary",
     "StatusSnapshot",
 ]

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -66,32 +67,28 @@ class Jobs:
 
     def check_at(self, key: str, when: datetime, fn: Callable[[str], None]) -> None:
         """(Re)book the key's one-shot check at ``when``."""
-        with self._open() as scheduler:
-            if scheduler is None:
-                return
-            scheduler.add_job(
-                fn,
-                DateTrigger(run_date=when, timezone=UTC),
-                args=[key],
-                id=key,
-                name=f"rotate {key}",
-                executor="rotations",
-                replace_existing=True,
-                max_instances=2,  # a reschedule racing the end of this very run must not be dropped
-            )
+        self._once(
+            partial(fn, key),
+            when,
+            job_id=key,
+            name=f"rotate {key}",
+            executor="rotations",
+            max_instances=2,  # a reschedule racing the end of this very run must not be dropped
+        )
 
     def revoke_at(self, run_id: str, api_key: str, when: datetime, fn: Callable[[], None]) -> None:
         """(Re)book the deferred revocation of a run's old secret."""
+        self._once(fn, when, job_id=f":revoke:{run_id}", name=f"revoke the old secret of {api_key}")
+
+    def _once(
+        self, fn: Callable[[], None], when: datetime, *, job_id: str, name: str, **options: Any
+    ) -> None:
         with self._open() as scheduler:
-            if scheduler is None:
-                return
-            scheduler.add_job(
-                fn,
-                DateTrigger(run_date=when, timezone=UTC),
-                id=f":revoke:{run_id}",
-                name=f"revoke the old secret of {api_key}",
-                replace_existing=True,
-            )
+            if scheduler is not None:
+                trigger = DateTrigger(run_date=when, timezone=UTC)
+                scheduler.add_job(
+                    fn, trigger, id=job_id, name=name, replace_existing=True, **options
+                )
 
     def drop_check(self, key: str) -> None:
         with self._open() as scheduler, suppress(JobLookupError):

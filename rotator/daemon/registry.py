@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from rotator.audit import Run
 from rotator.discovery import Account
 from rotator.lease import LeaseInfo
-from rotator.snapshot import KeyStatus, LeaseSummary, RunSummary
+from rotator.snapshot import KeyStatus, LeaseSummary
 
 AllowedCheck = Callable[[dict[str, datetime], set[str]], bool]  # (dues, running) -> may start
 
@@ -187,7 +187,7 @@ def _status(
         last_success=state.last_success,
         next_due=state.due,
         rotating_here=key in running,
-        last_run=RunSummary.of(state.last_run) if state.last_run else None,
+        last_run=state.last_run,
         lease=LeaseSummary.of(lease) if lease else None,
         error=state.error,
     )

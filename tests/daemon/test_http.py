@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from rotator.audit import RunStatus
+from rotator.audit import Run, RunStatus
 from rotator.httpserver import HttpServer, Readiness, render_html
 from rotator.metrics import Metrics
 from rotator.services import Services
-from rotator.snapshot import KeyStatus, LeaseSummary, Phase, RunSummary, StatusSnapshot
+from rotator.snapshot import KeyStatus, LeaseSummary, Phase, StatusSnapshot
 from tests.conftest import PRIMARY, World
 
 EVIL = "<script>alert(1)</script>"
@@ -24,13 +24,21 @@ T0 = datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def status_doc() -> StatusSnapshot:
-    failed = RunSummary(
-        run_id="r-1",
-        status=RunStatus.FAILED,
+    failed = Run(
+        id="r-1",
+        api_key="sub00001",
         trigger="scheduled",
+        reason=None,
+        actor="rotator-daemon",
+        status=RunStatus.FAILED,
+        emergency=False,
+        old_secret_id=None,
+        new_secret_id=None,
         started_at=T0 - timedelta(minutes=5),
         finished_at=T0 - timedelta(minutes=4),
+        revoke_after=None,
         error=f"VonageAuthError: {EVIL}",
+        owner="other:2:def",
     )
     return StatusSnapshot(
         version="test",
