@@ -14,13 +14,16 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from rotator.clock import iso, iso_or_none
+from rotator.clock import utcnow as utcnow  # re-exported: older callers import it from here
 from rotator.db import is_postgres, translate_errors
+from rotator.errors import RunNotFoundError
 from rotator.models import AuditEventRow, RunRow
 
 GENESIS = "0" * 64
@@ -45,8 +48,15 @@ class Trigger(StrEnum):
     EMERGENCY = "emergency"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+class _Unset(Enum):
+    """A keyword left out, as distinct from one set to None."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = _Unset.UNSET
+ALERT_STEP: Final = "alert"  # the step of an alert's audit event (the dedup memory of notify)
+DISCOVERY_STEP: Final = "discovery"  # the step of a managed-set change (added/removed)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,9 +106,9 @@ class Run:
             "emergency": self.emergency,
             "old_secret_id": self.old_secret_id,
             "new_secret_id": self.new_secret_id,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "revoke_after": _iso(self.revoke_after),
+            "started_at": iso(self.started_at),
+            "finished_at": iso_or_none(self.finished_at),
+            "revoke_after": iso_or_none(self.revoke_after),
             "error": self.error,
         }
 
@@ -148,8 +158,8 @@ class Event:
             "api_key": self.api_key,
             "step": self.step,
             "outcome": self.outcome,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "actor": self.actor,
             "secret_id": self.secret_id,
             "request_id": self.request_id,
@@ -169,13 +179,9 @@ class ChainReport:
     head: str = GENESIS  # the last good hash: keep a copy elsewhere to detect a rewritten chain
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def canonical(fields: Mapping[str, Any]) -> bytes:
     """The bytes an event's hash covers: sorted-key JSON, datetimes as UTC ISO-8601 (µs)."""
-    normal = {k: _iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+    normal = {k: iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
     return json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -238,9 +244,19 @@ class AuditLog:
             )
         return self.get_run(row.id)
 
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        if "status" in fields:
-            fields["status"] = str(fields["status"])
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        old_secret_id: str | _Unset | None = UNSET,
+        new_secret_id: str | _Unset | None = UNSET,
+        error: str | _Unset | None = UNSET,
+    ) -> None:
+        """Set the given fields of a run's summary; fields left out keep their value."""
+        given = {"old_secret_id": old_secret_id, "new_secret_id": new_secret_id, "error": error}
+        fields = {name: value for name, value in given.items() if value is not UNSET}
+        if not fields:
+            return
         with translate_errors("update the run", self.engine), self.engine.begin() as conn:
             conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**fields))
 
@@ -275,7 +291,7 @@ class AuditLog:
                 detail={
                     "old_secret_id": run.old_secret_id,
                     "new_secret_id": run.new_secret_id,
-                    "revoke_after": _iso(revoke_after),
+                    "revoke_after": iso_or_none(revoke_after),
                 },
             )
         return self.get_run(run_id)
@@ -284,7 +300,7 @@ class AuditLog:
         with translate_errors("read the run", self.engine), self.engine.connect() as conn:
             row = conn.execute(sa.select(RunRow).where(RunRow.id == run_id)).first()
         if row is None:
-            raise KeyError(run_id)
+            raise RunNotFoundError(f"no run {run_id} in the audit log")
         return Run.from_row(_to_model(RunRow, row))
 
     def find_run(self, prefix: str) -> Run | None:
@@ -352,6 +368,35 @@ class AuditLog:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
+
+    def last_alert(self, kind: str, api_key: str) -> datetime | None:
+        """When an alert of ``kind`` about ``api_key`` was last sent (notify's dedup memory)."""
+        query = (
+            sa.select(AuditEventRow.started_at)
+            .where(
+                AuditEventRow.step == ALERT_STEP,
+                AuditEventRow.outcome == kind,
+                AuditEventRow.api_key == api_key,
+            )
+            .order_by(AuditEventRow.seq.desc())
+            .limit(1)
+        )
+        with translate_errors("read the last alert", self.engine), self.engine.connect() as c:
+            value: datetime | None = c.execute(query).scalar()
+        return value
+
+    def discovered_keys(self) -> set[str]:
+        """Keys whose newest discovery event says ``added``: the managed set last recorded."""
+        newest = (
+            sa.select(sa.func.max(AuditEventRow.seq))
+            .where(AuditEventRow.step == DISCOVERY_STEP)
+            .group_by(AuditEventRow.api_key)
+        )
+        query = sa.select(AuditEventRow.api_key).where(
+            AuditEventRow.seq.in_(newest), AuditEventRow.outcome == "added"
+        )
+        with translate_errors("read discovery events", self.engine), self.engine.connect() as c:
+            return {row[0] for row in c.execute(query) if row[0]}
 
     # -- events ----------------------------------------------------------------------------
 

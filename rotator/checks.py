@@ -19,7 +19,6 @@ from rotator.config import AppRoleAuth, Config, TokenAuth
 from rotator.errors import RotatorError
 from rotator.ratelimit import RateLimiter
 from rotator.redact import safe_url
-from rotator.secret import Credentials
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
@@ -144,21 +143,12 @@ def run_checks(config: Config, config_path: Path | None = None) -> list[CheckRes
     vonage = VonageClient(config.vonage, limiter=RateLimiter(config.vonage.max_calls_per_second))
     try:
 
-        def credentials() -> Credentials:
-            record = vault.read_current(primary)
-            if record is None:
-                raise RotatorError(
-                    f"no secret for the primary {primary} at {vault.describe(primary)}",
-                    hint="write its api_key and api_secret there (README, 'First run')",
-                )
-            return Credentials(primary, record.api_secret)
-
         def vonage_auth() -> str:
-            vonage.get_balance(credentials())
+            vonage.get_balance(vault.credentials(primary))
             return f"primary {primary} authenticates at {config.vonage.rest_url}"
 
         def vonage_manage() -> str:
-            creds = credentials()
+            creds = vault.credentials(primary)
             count = len(vonage.list_secrets(creds, primary).secrets)
             subs = vonage.list_subaccounts(creds).subaccounts
             active = sum(1 for s in subs if not s.suspended)

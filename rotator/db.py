@@ -114,6 +114,21 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
 
 
 _MIGRATION_LOCK = 0x0707_A0D0  # PostgreSQL advisory lock id: one migrator at a time
+_STARTUP_LOCK = 0x0707_A0D2  # PostgreSQL advisory lock: replicas starting together migrate once
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, one replica migrates while the others wait (then find nothing to do)."""
+    if not is_postgres(engine):
+        yield
+        return
+    with translate_errors("lock the schema for migration", engine), engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": _STARTUP_LOCK})
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _STARTUP_LOCK})
 
 
 def upgrade(engine: Engine) -> str | None:

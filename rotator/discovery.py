@@ -10,21 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 import structlog
 
-from rotator.audit import AuditLog, utcnow
+from rotator.audit import DISCOVERY_STEP, AuditLog
+from rotator.clock import utcnow
 from rotator.config import Config
-from rotator.db import translate_errors
-from rotator.errors import NoWorkingSecretError
-from rotator.models import AuditEventRow
 from rotator.scheduling import selected
-from rotator.secret import Credentials
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
 log = structlog.get_logger("rotator.discovery")
-STEP = "discovery"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,13 +57,7 @@ class Discovery:
         accounts = self._config.accounts
         found = [Account(api_key=self.primary, primary=True)]
         if accounts.discover_subaccounts:
-            record = self._vault.read_current(self.primary)
-            if record is None:
-                raise NoWorkingSecretError(
-                    f"no secret for the primary account {self.primary} at "
-                    f"{self._vault.describe(self.primary)}: cannot list its subaccounts"
-                )
-            creds = Credentials(self.primary, record.api_secret)
+            creds = self._vault.credentials(self.primary)
             for sub in self._vonage.list_subaccounts(creds).subaccounts:
                 if sub.suspended or sub.api_key == self.primary:
                     continue
@@ -93,7 +82,7 @@ class Discovery:
         removed = sorted(known - now_keys)
         for key, outcome in [(k, "added") for k in added] + [(k, "removed") for k in removed]:
             self._audit.record(
-                step=STEP,
+                step=DISCOVERY_STEP,
                 outcome=outcome,
                 started_at=utcnow(),
                 api_key=key,
@@ -104,17 +93,7 @@ class Discovery:
 
     def recorded_keys(self) -> set[str]:
         """Keys whose newest discovery event says ``added``."""
-        engine = self._audit.engine
-        newest = (
-            sa.select(sa.func.max(AuditEventRow.seq))
-            .where(AuditEventRow.step == STEP)
-            .group_by(AuditEventRow.api_key)
-        )
-        query = sa.select(AuditEventRow.api_key).where(
-            AuditEventRow.seq.in_(newest), AuditEventRow.outcome == "added"
-        )
-        with translate_errors("read discovery events", engine), engine.connect() as conn:
-            return {row[0] for row in conn.execute(query) if row[0]}
+        return self._audit.discovered_keys()
 
 
 __all__ = ["Account", "Discovered", "Discovery"]

@@ -8,6 +8,7 @@ library, and chained with ``from``. Messages never contain a secret value.
     │   └── InvalidIdentifierError   an API key or secret id that fails its strict pattern
     ├── DatabaseError                the audit database is unreachable or not migrated
     ├── LeaseHeldError               another rotation holds this key's lease
+    ├── RunNotFoundError             no run with that id in the audit log
     ├── VaultError
     │   ├── VaultUnavailableError    unreachable, sealed or 5xx
     │   ├── VaultPermissionError     403: the token's policy does not allow it
@@ -66,6 +67,10 @@ class InvalidIdentifierError(ConfigError):
 
 class DatabaseError(RotatorError):
     hint = "check database.url and that the database is up; run `rotator db upgrade`"
+
+
+class RunNotFoundError(RotatorError):
+    hint = "check the run id; `rotator audit` lists the runs"
 
 
 class LeaseHeldError(RotatorError):
@@ -196,6 +201,7 @@ __all__ = [
     "NoWorkingSecretError",
     "RotationError",
     "RotatorError",
+    "RunNotFoundError",
     "UnidentifiedSecretError",
     "VaultConflictError",
     "VaultDataError",

@@ -23,11 +23,12 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from rotator import db
+from rotator.audit import Run
 from rotator.durations import format_duration
 from rotator.errors import RotatorError
 from rotator.metrics import Metrics
 from rotator.notify import scrub
-from rotator.secret import Credentials
+from rotator.snapshot import KeyStatus, LeaseSummary, Phase, StatusSnapshot
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
@@ -35,7 +36,7 @@ log = structlog.get_logger("rotator.http")
 VONAGE_CHECK_TTL = 60.0  # seconds a Vonage credentials check is reused: probes must not hammer it
 REQUEST_TIMEOUT = 10.0  # a client that sends nothing for this long is dropped
 
-StatusSource = Callable[[], dict[str, Any]]
+StatusSource = Callable[[], StatusSnapshot]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Readiness:
         vault: VaultStore,
         vonage: VonageClient,
         primary_api_key: str,
-        phase: Callable[[], str],
+        phase: Callable[[], Phase],
         vonage_ttl: float = VONAGE_CHECK_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -74,7 +75,7 @@ class Readiness:
     def check(self) -> tuple[bool, dict[str, Check]]:
         phase = self._phase()
         checks = {
-            "daemon": Check(phase == "running", phase),
+            "daemon": Check(phase == Phase.RUNNING, str(phase)),
             "database": self._guard(lambda: db.require_migrated(self._engine), "migrated"),
             "vault": self._guard(self._vault.health, "unsealed, token valid"),
             "vonage": self._vonage_check(),
@@ -91,10 +92,7 @@ class Readiness:
             return result
 
     def _check_primary(self) -> None:
-        record = self._vault.read_current(self._primary)
-        if record is None:
-            raise RotatorError(f"no secret for the primary {self._primary} in Vault")
-        self._vonage.get_balance(Credentials(self._primary, record.api_secret))
+        self._vonage.get_balance(self._vault.credentials(self._primary))
 
     @staticmethod
     def _guard(check: Callable[[], object], ok: str) -> Check:
@@ -151,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
                 page = render_html(self.server.status())
                 self._send(200, "text/html; charset=utf-8", page.encode())
             elif path in ("/status", "/status.json"):
-                self._json(200, self.server.status())
+                self._json(200, status_json(self.server.status()))
             else:
                 self._json(404, {"error": "not found", "paths": list(PATHS)})
         except Exception:
@@ -255,57 +253,99 @@ td.ok{color:#070}.muted{color:#777}code{font-size:.95em}
 """
 
 
-def _age(seconds: object) -> str:
-    if not isinstance(seconds, int | float):
-        return "unknown"
-    return format_duration(timedelta(seconds=seconds))
+def shown(moment: datetime | None) -> str | None:
+    """/status shows moments to the second: a contract with whoever scrapes it."""
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _when(value: object, now: datetime) -> str:
-    if not isinstance(value, str):
+def _run_json(run: Run | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "run_id": run.id,
+        "status": str(run.status),
+        "trigger": run.trigger,
+        "started_at": shown(run.started_at),
+        "finished_at": shown(run.finished_at),
+        "error": run.error,
+    }
+
+
+def _lease_json(lease: LeaseSummary | None) -> dict[str, Any] | None:
+    if lease is None:
+        return None
+    return {"owner": lease.owner, "expires_at": shown(lease.expires_at), "active": lease.active}
+
+
+def _key_json(key: KeyStatus) -> dict[str, Any]:
+    return {
+        "api_key": key.api_key,
+        "name": key.name,
+        "primary": key.primary,
+        "secret_age_seconds": key.secret_age.total_seconds() if key.secret_age else None,
+        "last_success": shown(key.last_success),
+        "next_due": shown(key.next_due),
+        "rotating_here": key.rotating_here,
+        "last_run": _run_json(key.last_run),
+        "lease": _lease_json(key.lease),
+        "failing": key.failing,
+        "error": key.error,
+    }
+
+
+def status_json(status: StatusSnapshot) -> dict[str, Any]:
+    """/status as JSON: every managed key, its secret age, last run, next due, lease."""
+    return {
+        "version": status.version,
+        "phase": str(status.phase),
+        "owner": status.owner,
+        "generated_at": shown(status.generated_at),
+        "keys": [_key_json(key) for key in status.keys],
+    }
+
+
+def _age(age: timedelta | None) -> str:
+    return "unknown" if age is None else format_duration(age)
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    text = shown(moment)
+    if moment is None or text is None:
         return "-"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    delta = (moment - now).total_seconds()
+    delta = (moment.replace(microsecond=0) - now.replace(microsecond=0)).total_seconds()
     if abs(delta) < 1:
-        return f"{value} (now)"
-    return f"{value} ({_age(abs(delta))} {'from now' if delta > 0 else 'ago'})"
+        return f"{text} (now)"
+    return f"{text} ({_age(timedelta(seconds=abs(delta)))} {'from now' if delta > 0 else 'ago'})"
 
 
-def render_html(status: dict[str, Any]) -> str:
+def _row(key: KeyStatus, now: datetime) -> str:
+    e = html.escape
+    run = key.last_run
+    result = str(run.status) if run is not None else "never run"
+    cls = "fail" if key.failing else ("ok" if result in ("succeeded", "awaiting_revoke") else "")
+    holder = key.lease.owner if key.lease is not None and key.lease.active else "-"
+    role = "primary" if key.primary else "subaccount"
+    name = f"<br><span class=muted>{e(key.name)}</span>" if key.name else ""
+    return (
+        f'<tr class="{"fail" if key.failing else ""}">'
+        f"<td><code>{e(key.api_key)}</code>{name}</td>"
+        f"<td>{e(role)}</td>"
+        f"<td>{e(_age(key.secret_age))}</td>"
+        f'<td class="{cls}">{e(result)}</td>'
+        f"<td>{e(_when(key.next_due, now))}</td>"
+        f"<td>{e(holder)}</td>"
+        f"<td>{e((run.error if run is not None else None) or '')}</td>"
+        "</tr>"
+    )
+
+
+def render_html(status: StatusSnapshot) -> str:
     """The status page: one row per key; failing keys in red. Every value is escaped."""
     e = html.escape
-    now_text = str(status.get("generated_at") or datetime.now(UTC).isoformat())
-    try:
-        now = datetime.fromisoformat(now_text)
-    except ValueError:
-        now = datetime.now(UTC)
-    rows = []
-    keys = status.get("keys") or []
-    for key in keys:
-        run = key.get("last_run") or {}
-        lease = key.get("lease") or {}
-        failing = bool(key.get("failing"))
-        result = str(run.get("status") or "never run")
-        cls = "fail" if failing else ("ok" if result in ("succeeded", "awaiting_revoke") else "")
-        holder = str(lease.get("owner")) if lease.get("active") else "-"
-        role = "primary" if key.get("primary") else "subaccount"
-        name = key.get("name")
-        rows.append(
-            f'<tr class="{"fail" if failing else ""}">'
-            f"<td><code>{e(str(key.get('api_key')))}</code>"
-            f"{'<br><span class=muted>' + e(str(name)) + '</span>' if name else ''}</td>"
-            f"<td>{e(role)}</td>"
-            f"<td>{e(_age(key.get('secret_age_seconds')))}</td>"
-            f'<td class="{cls}">{e(result)}</td>'
-            f"<td>{e(_when(key.get('next_due'), now))}</td>"
-            f"<td>{e(holder)}</td>"
-            f"<td>{e(str(run.get('error') or ''))}</td>"
-            "</tr>"
-        )
-    failing_count = sum(1 for k in keys if k.get("failing"))
+    now = status.generated_at
+    keys = status.keys
+    rows = [_row(key, now) for key in keys]
+    failing_count = sum(1 for k in keys if k.failing)
     summary = (
         f'<p class="fail"><b>{failing_count} of {len(keys)} keys failing</b></p>'
         if failing_count
@@ -315,9 +355,9 @@ def render_html(status: dict[str, Any]) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta http-equiv="refresh" content="30">'
         f"<title>rotator status</title><style>{_CSS}</style></head><body>"
-        f"<h1>rotator</h1><p class=muted>version {e(str(status.get('version', '')))}, "
-        f"{e(str(status.get('phase', '')))}, as of {e(now_text)}; "
-        f"this process: <code>{e(str(status.get('owner', '')))}</code></p>"
+        f"<h1>rotator</h1><p class=muted>version {e(status.version)}, "
+        f"{e(str(status.phase))}, as of {e(shown(now) or '')}; "
+        f"this process: <code>{e(str(status.owner))}</code></p>"
         f"{summary}"
         "<table><thead><tr><th>API key</th><th>role</th><th>secret age</th><th>last result</th>"
         "<th>next due</th><th>lease holder</th><th>last error</th></tr></thead><tbody>"
@@ -326,4 +366,4 @@ def render_html(status: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["Check", "HttpServer", "Readiness", "render_html"]
+__all__ = ["Check", "HttpServer", "Readiness", "render_html", "status_json"]

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from rotator.audit import utcnow
+from rotator.clock import utcnow
 from rotator.db import translate_errors
 from rotator.errors import LeaseHeldError
 from rotator.models import LeaseRow

@@ -1,5 +1,9 @@
 """structlog set-up: JSON lines to stdout (console renderer on a TTY), ``run_id``/``api_key``/
-``step`` bound through contextvars, and a redaction processor as the last line of defence."""
+``step`` bound through contextvars, and a redaction processor as the last line of defence.
+
+Libraries that log through the standard library (APScheduler) join the same stream as
+``library_log`` lines, rendered by the same processors through structlog's ``ProcessorFormatter``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from rotator.secret import MASK, Secret, known_values
 
 SENSITIVE_KEYS = re.compile(r"(secret|token|password|passwd|authorization|api_secret)$", re.I)
 SAFE_KEYS = {"secret_id", "new_secret_id", "old_secret_id", "secret_ids", "token_env"}
+LIBRARY_LOGGERS = ("apscheduler",)  # their warnings and errors become library_log lines
+LIBRARY_LEVEL = logging.WARNING
 
 
 def _scrub(value: Any, values: frozenset[str]) -> Any:
@@ -56,18 +62,60 @@ def configure(
         if use_console
         else structlog.processors.JSONRenderer(sort_keys=False)
     )
+    threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        processors=[*_shared(), redact, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+    _route_library_logs(stream, renderer, max(threshold, LIBRARY_LEVEL))
+
+
+def _shared() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+
+
+def _as_library_log(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A standard-library record as one ``library_log`` event naming its logger."""
+    record: logging.LogRecord = event["_record"]
+    event["message"] = str(event.pop("event", ""))[:500]
+    event["event"] = "library_log"
+    event["logger"] = record.name
+    return event
+
+
+class _LibraryHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler rotator installed, so a second ``configure`` replaces it."""
+
+
+_strip_meta = structlog.stdlib.ProcessorFormatter.remove_processors_meta
+
+
+def _route_library_logs(stream: TextIO, renderer: Any, level: int) -> None:
+    handler = _LibraryHandler(stream)
+    handler.setLevel(level)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[_as_library_log, *_shared()],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                redact,
+                renderer,
+            ],
+        )
+    )
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _LibraryHandler)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False

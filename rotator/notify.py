@@ -16,15 +16,13 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import httpx
-import sqlalchemy as sa
 import structlog
 
-from rotator.audit import AuditLog, utcnow
+from rotator.audit import ALERT_STEP, AuditLog
+from rotator.clock import iso, utcnow
 from rotator.config import Config
-from rotator.db import translate_errors
 from rotator.errors import RotatorError
-from rotator.models import AuditEventRow
-from rotator.secret import MASK, Credentials, known_values
+from rotator.secret import MASK, known_values
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
@@ -87,7 +85,7 @@ class Notifier:
         message = scrub(message)
         with self._lock:
             try:
-                last = self._last_sent(kind, api_key)
+                last = self._audit.last_alert(kind, api_key)
             except RotatorError as exc:
                 log.error("alert_dedup_check_failed", kind=kind, api_key=api_key, error=str(exc))
                 last = None
@@ -139,7 +137,7 @@ class Notifier:
             "message": message,
             "run_id": run_id,
             "host": socket.gethostname(),
-            "at": self._clock().isoformat(),
+            "at": iso(self._clock()),
         }
         where = urlsplit(url).netloc or "the webhook"  # a webhook URL's path is often a secret
         try:
@@ -153,16 +151,11 @@ class Notifier:
         self, recipients: list[str], text: str, kind: str, api_key: str, errors: dict[str, str]
     ) -> int:
         try:
-            record = self._vault.read_current(self._config.vonage.primary_api_key)
+            creds = self._vault.credentials(self._config.vonage.primary_api_key)
         except RotatorError as exc:
             errors["sms"] = str(exc)
             log.error("alert_sms_failed", kind=kind, api_key=api_key, error=str(exc))
             return 0
-        if record is None:
-            errors["sms"] = "no primary credentials in Vault to send SMS with"
-            log.error("alert_sms_failed", kind=kind, api_key=api_key, error=errors["sms"])
-            return 0
-        creds = Credentials(self._config.vonage.primary_api_key, record.api_secret)
         sent = 0
         for to in recipients:
             try:
@@ -177,22 +170,6 @@ class Notifier:
 
     # -- the audit trail (and the dedup memory) ---------------------------------------------
 
-    def _last_sent(self, kind: str, api_key: str) -> datetime | None:
-        engine = self._audit.engine
-        query = (
-            sa.select(AuditEventRow.started_at)
-            .where(
-                AuditEventRow.step == "alert",
-                AuditEventRow.outcome == kind,
-                AuditEventRow.api_key == api_key,
-            )
-            .order_by(AuditEventRow.seq.desc())
-            .limit(1)
-        )
-        with translate_errors("read the last alert", engine), engine.connect() as conn:
-            value: datetime | None = conn.execute(query).scalar()
-        return value
-
     def _record(
         self,
         kind: str,
@@ -205,7 +182,7 @@ class Notifier:
     ) -> None:
         try:
             self._audit.record(
-                step="alert",
+                step=ALERT_STEP,
                 outcome=kind if delivered else UNDELIVERED,
                 started_at=now,
                 api_key=api_key,

@@ -13,7 +13,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from rotator import db
-from rotator.audit import AuditLog, RunStatus, Trigger, utcnow
+from rotator.audit import AuditLog, RunStatus, Trigger
+from rotator.clock import utcnow
+from rotator.errors import RunNotFoundError
 from rotator.models import Base
 
 
@@ -57,6 +59,15 @@ def test_started_run_is_running_with_its_details(audit: AuditLog) -> None:
     events = audit.events(run_id=run.id)
     assert [(e.step, e.outcome) for e in events] == [("run.start", "ok")]
     assert events[0].detail == {"trigger": "manual", "reason": "quarterly", "emergency": True}
+
+
+def test_update_run_leaves_fields_not_given_alone(audit: AuditLog) -> None:
+    """Updating one field of a run keeps the others; None clears a field explicitly."""
+    run_id = start(audit)
+    audit.update_run(run_id, old_secret_id="old", error="first")
+    audit.update_run(run_id, new_secret_id="new", error=None)
+    run = audit.get_run(run_id)
+    assert (run.old_secret_id, run.new_secret_id, run.error) == ("old", "new", None)
 
 
 def test_finished_run_records_status_error_and_end_event(audit: AuditLog) -> None:
@@ -198,7 +209,7 @@ def test_run_is_found_by_a_unique_prefix(audit: AuditLog) -> None:
     assert audit.find_run("zzzz") is None
 
 
-def test_unknown_run_id_raises_key_error(audit: AuditLog) -> None:
-    """Asking for a run that does not exist is a KeyError, not a silent None."""
-    with pytest.raises(KeyError):
+def test_unknown_run_id_raises_run_not_found(audit: AuditLog) -> None:
+    """Asking for a run that does not exist is a RunNotFoundError, not a silent None."""
+    with pytest.raises(RunNotFoundError, match="no run 00000000-"):
         audit.get_run("00000000-0000-0000-0000-000000000000")

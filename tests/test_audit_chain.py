@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from rotator import db
-from rotator.audit import AuditLog, utcnow
+from rotator.audit import AuditLog
+from rotator.clock import utcnow
 from tests.conftest import World
 
 REPO = Path(__file__).resolve().parent.parent

@@ -100,5 +100,5 @@ def test_without_discovery_the_primary_and_overrides_are_managed(world: World) -
 def test_no_primary_secret_is_a_clear_error(world: World) -> None:
     """Subaccounts cannot be listed without the primary's secret in Vault."""
     found, _ = discovery(world)
-    with pytest.raises(NoWorkingSecretError, match="cannot list its subaccounts"):
+    with pytest.raises(NoWorkingSecretError, match=f"no secret for {PRIMARY}"):
         found.discover()

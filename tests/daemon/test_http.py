@@ -5,53 +5,78 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Callable, Iterator
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from rotator.audit import Run, RunStatus
 from rotator.httpserver import HttpServer, Readiness, render_html
 from rotator.metrics import Metrics
 from rotator.services import Services
+from rotator.snapshot import KeyStatus, LeaseSummary, Phase, StatusSnapshot
 from tests.conftest import PRIMARY, World
 
 EVIL = "<script>alert(1)</script>"
 
 
-def status_doc() -> dict[str, Any]:
-    return {
-        "version": "test",
-        "phase": "running",
-        "owner": "host:1:abc",
-        "generated_at": "2024-01-01T12:00:00+00:00",
-        "keys": [
-            {
-                "api_key": PRIMARY,
-                "name": None,
-                "primary": True,
-                "secret_age_seconds": 3600,
-                "next_due": "2024-01-02T12:00:00+00:00",
-                "last_run": {"status": "succeeded", "error": None},
-                "lease": None,
-                "failing": False,
-            },
-            {
-                "api_key": "sub00001",
-                "name": EVIL,
-                "primary": False,
-                "secret_age_seconds": None,
-                "next_due": "2024-01-01T12:15:00+00:00",
-                "last_run": {"status": "failed", "error": f"VonageAuthError: {EVIL}"},
-                "lease": {"owner": "other:2:def", "active": True},
-                "failing": True,
-            },
-        ],
-    }
+T0 = datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def status_doc() -> StatusSnapshot:
+    failed = Run(
+        id="r-1",
+        api_key="sub00001",
+        trigger="scheduled",
+        reason=None,
+        actor="rotator-daemon",
+        status=RunStatus.FAILED,
+        emergency=False,
+        old_secret_id=None,
+        new_secret_id=None,
+        started_at=T0 - timedelta(minutes=5),
+        finished_at=T0 - timedelta(minutes=4),
+        revoke_after=None,
+        error=f"VonageAuthError: {EVIL}",
+        owner="other:2:def",
+    )
+    return StatusSnapshot(
+        version="test",
+        phase=Phase.RUNNING,
+        owner="host:1:abc",
+        generated_at=T0,
+        keys=(
+            KeyStatus(
+                api_key=PRIMARY,
+                name=None,
+                primary=True,
+                secret_age=timedelta(hours=1),
+                last_success=T0 - timedelta(hours=1),
+                next_due=T0 + timedelta(days=1),
+                rotating_here=False,
+                last_run=None,
+                lease=None,
+                error=None,
+            ),
+            KeyStatus(
+                api_key="sub00001",
+                name=EVIL,
+                primary=False,
+                secret_age=None,
+                last_success=None,
+                next_due=T0 + timedelta(minutes=15),
+                rotating_here=True,
+                last_run=failed,
+                lease=LeaseSummary(owner="other:2:def", expires_at=T0, active=True),
+                error=None,
+            ),
+        ),
+    )
 
 
 class Server:
-    def __init__(self, services: Services, status: Callable[[], dict[str, Any]]) -> None:
-        self.phase = "running"
+    def __init__(self, services: Services, status: Callable[[], StatusSnapshot]) -> None:
+        self.phase = Phase.RUNNING
         self.metrics = Metrics("test")
         self.readiness = Readiness(
             engine=services.engine,
@@ -120,6 +145,27 @@ def test_status_is_json_by_default(server: Server) -> None:
     assert response.json()["keys"][0]["api_key"] == PRIMARY
 
 
+def test_status_json_keeps_its_fields_and_second_precision(server: Server) -> None:
+    """/status names its fields as before and shows moments as UTC ISO to the second."""
+    body = server.get("/status").json()
+    assert body["generated_at"] == "2024-01-01T12:00:00+00:00"
+    assert body["phase"] == "running"
+    primary, sub = body["keys"]
+    assert primary["secret_age_seconds"] == 3600
+    assert primary["next_due"] == "2024-01-02T12:00:00+00:00"
+    assert sub["last_run"] == {
+        "run_id": "r-1",
+        "status": "failed",
+        "trigger": "scheduled",
+        "started_at": "2024-01-01T11:55:00+00:00",
+        "finished_at": "2024-01-01T11:56:00+00:00",
+        "error": f"VonageAuthError: {EVIL}",
+    }
+    lease = {"owner": "other:2:def", "expires_at": "2024-01-01T12:00:00+00:00", "active": True}
+    assert sub["lease"] == lease
+    assert (sub["failing"], sub["rotating_here"], sub["secret_age_seconds"]) == (True, True, None)
+
+
 def test_status_is_html_for_a_browser(server: Server) -> None:
     """A browser's Accept header (or /status.html) gets the page."""
     for response in (
@@ -186,7 +232,7 @@ def test_garbage_requests_do_not_stop_the_server(server: Server) -> None:
 def test_a_failing_status_source_is_500_not_a_crash(services: Services) -> None:
     """A bug behind /status answers 500 without details, and the server stays up."""
 
-    def broken() -> dict[str, Any]:
+    def broken() -> StatusSnapshot:
         raise RuntimeError("bug with a detail that must not leak")
 
     s = Server(services, broken)
@@ -208,7 +254,7 @@ def test_readyz_is_200_when_everything_checks_out(server: Server) -> None:
 
 def test_readyz_is_503_while_starting(server: Server) -> None:
     """Until the daemon has resumed runs and scheduled the keys it is not ready."""
-    server.phase = "starting"
+    server.phase = Phase.STARTING
     response = server.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["daemon"] == {"ok": False, "detail": "starting"}

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from rotator.audit import AuditLog, utcnow
+from rotator.audit import AuditLog
+from rotator.clock import utcnow
 from rotator.notify import Notifier
 from rotator.secret import Secret
 from rotator.services import Services

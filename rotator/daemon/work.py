@@ -1,0 +1,398 @@
+"""What the daemon's jobs do: check a key and rotate it when due, revoke old secrets whose grace
+period has passed, follow the account's keys, and refresh what other replicas changed.
+
+Every failure of one key is logged, noted on the key and alerted: a key's job is never lost, and
+one key's trouble never stops the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+import structlog
+
+from rotator.audit import Run, RunStatus, Trigger
+from rotator.clock import parse
+from rotator.config import Config
+from rotator.daemon.jobs import Jobs
+from rotator.daemon.registry import Facts, KeyRegistry
+from rotator.discovery import Account, Discovery
+from rotator.errors import LeaseHeldError, RotatorError
+from rotator.lease import owner_is_dead
+from rotator.metrics import Metrics
+from rotator.notify import Notifier
+from rotator.scheduling import grace_for, max_secret_age, may_start, next_due, schedule_for
+from rotator.services import Services
+from rotator.snapshot import FAILED_STATUSES
+
+log = structlog.get_logger("rotator.daemon")
+
+ACTOR: Final = "rotator-daemon"
+BLOCKED_RECHECK = timedelta(seconds=0.25)  # a key waiting for the primary (or vice versa)
+FULL_REFRESH = 600.0  # seconds: every key re-read, not only those with new audit events
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """What every job shares: settings, the stop signal and the daemon's parts."""
+
+    config: Config
+    clock: Callable[[], datetime]
+    stop: threading.Event
+    keys: KeyRegistry
+    jobs: Jobs
+    metrics: Metrics
+    services: Services
+    notifier: Notifier
+    discovery: Discovery
+
+    @property
+    def primary(self) -> str:
+        return self.config.vonage.primary_api_key
+
+
+class Work:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._recheck = min(
+            max(ctx.config.rotation.lease_ttl / 2, timedelta(seconds=1)), timedelta(seconds=30)
+        )
+        self._seen_seq: int | None = None  # audit events up to here are reflected in the keys
+        self._full_refresh_due = 0.0  # time.monotonic() of the next full refresh
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def resume_all(self) -> None:
+        """Finish or roll back every run a crash left ``running`` before any new run starts."""
+        ctx = self._ctx
+        for key in sorted({run.api_key for run in ctx.services.audit.unfinished_runs()}):
+            if ctx.stop.is_set():
+                return
+            with ctx.keys.guard(key, wait=True) as got:
+                if not got:
+                    continue
+                try:
+                    for run in ctx.services.rotator.resume_unfinished(key):
+                        self._after_run(run, None)
+                except LeaseHeldError:
+                    log.info("resume_skipped_lease_held", api_key=key)
+                except RotatorError as exc:
+                    log.error("resume_failed", api_key=key, error=str(exc))
+                    self.alert("failed", key, f"resuming an interrupted run failed: {exc}")
+
+    # -- the per-key job --------------------------------------------------------------------
+
+    def check(self, key: str) -> None:
+        """The key's job: rotate if due (and allowed to start), then schedule the next check."""
+        ctx = self._ctx
+        if ctx.stop.is_set():
+            return
+        when: datetime | None = None
+        with ctx.keys.guard(key, wait=False) as got:
+            if not got:  # a revocation (or a woken duplicate) of ours is on this key
+                self.schedule(key, ctx.clock() + BLOCKED_RECHECK)
+                return
+            try:
+                when = self._check_locked(key)
+            except LeaseHeldError as exc:
+                log.info("key_busy", api_key=key, detail=str(exc))
+                when = ctx.clock() + self._recheck
+            except RotatorError as exc:
+                log.error("check_failed", api_key=key, error=str(exc))
+                ctx.keys.note_error(key, str(exc))
+                when = ctx.clock() + ctx.config.rotation.retry_delay
+            except Exception as exc:  # never lose a key's job to a bug
+                log.exception("check_crashed", api_key=key)
+                ctx.keys.note_error(key, f"{type(exc).__name__}: internal error")
+                when = ctx.clock() + ctx.config.rotation.retry_delay
+        self.schedule(key, when)
+
+    def _check_locked(self, key: str) -> datetime | None:
+        ctx = self._ctx
+        now = ctx.clock()
+        due = self.refresh(key)  # also when busy: the primary's turn depends on every due
+        if self._held_elsewhere(key):
+            return now + self._recheck
+        if ctx.services.audit.unfinished_runs(key):
+            for run in ctx.services.rotator.resume_unfinished(key):
+                self._after_run(run, None)
+            due = self.refresh(key)
+        if due is None or due > now:
+            return due
+        if not ctx.keys.try_start(
+            key,
+            lambda dues, running: may_start(
+                key, primary=ctx.primary, now=now, dues=dues, running=running
+            ),
+        ):
+            return now + BLOCKED_RECHECK
+        try:
+            self._rotate(key)
+        finally:
+            idle = ctx.keys.finish(key)
+        if key != ctx.primary and idle:
+            self._wake(ctx.primary)  # it may have been waiting for the subaccounts
+        return self.refresh(key)
+
+    def _wake(self, key: str) -> None:
+        """Check ``key`` now if it is due and parked behind another key."""
+        ctx = self._ctx
+        due = ctx.keys.due(key)
+        if due is not None and due <= ctx.clock() and not ctx.keys.is_running(key):
+            self.schedule(key, ctx.clock())
+
+    def rotate_now(self, key: str) -> bool:
+        """``--once``: one rotation of ``key``, under its in-process guard."""
+        with self._ctx.keys.guard(key, wait=True):
+            try:
+                return self._rotate(key)
+            except LeaseHeldError as exc:  # another process is rotating it: not our failure
+                log.warning("key_busy", api_key=key, detail=str(exc))
+                return True
+
+    def _rotate(self, key: str) -> bool:
+        """One scheduled rotation with metrics and alerts; True when the new secret is current."""
+        ctx = self._ctx
+        if ctx.stop.is_set():
+            return False
+        started = time.monotonic()
+        try:
+            outcome = ctx.services.rotator.rotate(
+                key,
+                trigger=Trigger.SCHEDULED,
+                actor=ACTOR,
+                reason="scheduled rotation",
+                lock_wait=timedelta(0),
+            )
+        except LeaseHeldError:
+            raise
+        except RotatorError as exc:
+            # The run could not even be recorded as ended (rollback pending, database down...).
+            log.error("rotation_error", api_key=key, error=str(exc))
+            ctx.metrics.observe_run(key, str(RunStatus.FAILED), time.monotonic() - started)
+            self.alert("failed", key, str(exc))
+            return False
+        for run in outcome.resumed:
+            self._after_run(run, None)
+        self._after_run(outcome.run, time.monotonic() - started)
+        return outcome.ok
+
+    def _after_run(self, run: Run, seconds: float | None) -> None:
+        """Count it, alert on failure, and book the deferred revocation of a grace period."""
+        metrics = self._ctx.metrics
+        if seconds is not None:
+            metrics.observe_run(run.api_key, str(run.status), seconds)
+        else:
+            metrics.rotations.labels(api_key=run.api_key, outcome=str(run.status)).inc()
+        if run.status in FAILED_STATUSES:
+            kind = "rolled_back" if run.status == RunStatus.ROLLED_BACK else "failed"
+            self.alert(kind, run.api_key, run.error or str(run.status), run.id)
+        if run.status == RunStatus.AWAITING_REVOKE and run.revoke_after is not None:
+            self._schedule_revocation(run)
+
+    # -- per-key facts ----------------------------------------------------------------------
+
+    def refresh(
+        self, key: str, *, spread_new: bool = True, age_from_vault: bool = True
+    ) -> datetime | None:
+        """Re-read the key's history from the audit log; returns (and records) its due time.
+        ``age_from_vault``: a never-rotated key's secret age comes from Vault's rotated_at."""
+        ctx = self._ctx
+        first_seen = ctx.keys.first_seen(key)
+        if first_seen is None:
+            return None
+        audit = ctx.services.audit
+        last_success = audit.last_success(key)
+        newest = audit.runs(api_key=key, limit=1)
+        last_run = newest[0] if newest else None
+        failed = last_run is not None and last_run.status in FAILED_STATUSES
+        last_failure = None
+        if last_run is not None and failed:
+            last_failure = last_run.finished_at or last_run.started_at
+        schedule = schedule_for(ctx.config, key)
+        due = next_due(
+            schedule,
+            api_key=key,
+            last_success=last_success,
+            first_seen=first_seen,
+            last_failure=last_failure,
+            retry_delay=ctx.config.rotation.retry_delay,
+            spread_new=spread_new,
+        )
+        since = last_success or ctx.keys.secret_since(key)
+        if since is None and age_from_vault:
+            since = self._vault_rotated_at(key)
+        ctx.keys.apply(
+            key, Facts(due=due, last_success=last_success, last_run=last_run, secret_since=since)
+        )
+        max_age = max_secret_age(schedule, grace=grace_for(ctx.config, key), now=ctx.clock())
+        ctx.metrics.set_key(
+            key,
+            last_success=last_success,
+            secret_since=since,
+            next_due=due,
+            max_age_seconds=max_age.total_seconds(),
+            last_run_failed=failed,
+        )
+        return due
+
+    def _vault_rotated_at(self, key: str) -> datetime | None:
+        """The age of a secret rotator never rotated here, if Vault's record says when."""
+        try:
+            record = self._ctx.services.vault.read_current(key)
+        except RotatorError:
+            return None
+        if record is None or not record.rotated_at:
+            return None
+        try:
+            return parse(record.rotated_at)
+        except ValueError:
+            return None
+
+    def _held_elsewhere(self, key: str) -> bool:
+        """Another live process holds the key's lease (a dead one's is taken over at once)."""
+        leases = self._ctx.services.leases
+        info = leases.holder(key)
+        return (
+            info is not None
+            and info.active
+            and info.owner != leases.owner
+            and not owner_is_dead(info.owner)
+        )
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def schedule(self, key: str, when: datetime | None = None) -> None:
+        """(Re)book the key's job at ``when`` (default: its due time)."""
+        ctx = self._ctx
+        if ctx.stop.is_set() or not ctx.jobs.started:
+            return
+        if ctx.keys.first_seen(key) is None:
+            return  # discovery dropped it meanwhile
+        ctx.jobs.check_at(key, when or ctx.keys.due(key) or ctx.clock(), self.check)
+
+    def _schedule_revocation(self, run: Run, at: datetime | None = None) -> None:
+        ctx = self._ctx
+        when = at or run.revoke_after
+        if not ctx.jobs.started or ctx.stop.is_set() or when is None:
+            return
+        ctx.jobs.revoke_at(run.id, run.api_key, when, self.revoke_due)
+
+    def revoke_due(self) -> None:
+        """Revoke old secrets whose grace period has passed (the durable deferred step)."""
+        ctx = self._ctx
+        now = ctx.clock()
+        try:
+            waiting = ctx.services.audit.awaiting_revoke()
+        except RotatorError as exc:
+            log.error("revocations_unreadable", error=str(exc))
+            return
+        for run in waiting:
+            if ctx.stop.is_set():
+                return
+            if run.revoke_after is None or run.revoke_after > now:
+                self._schedule_revocation(run)  # re-armed after a restart, or another's run
+                continue
+            with ctx.keys.guard(run.api_key, wait=False) as got:
+                if not got:  # the key's own job is busy with it: come back soon
+                    self._schedule_revocation(run, at=now + self._recheck)
+                    continue
+                self._revoke(run, now)
+
+    def _revoke(self, run: Run, now: datetime) -> None:
+        try:
+            done = self._ctx.services.rotator.complete_revocation(run)
+            log.info(
+                "revocation_completed", api_key=run.api_key, run_id=run.id, status=str(done.status)
+            )
+        except LeaseHeldError:
+            self._schedule_revocation(run, at=now + self._recheck)
+        except RotatorError as exc:
+            log.error("revocation_failed", api_key=run.api_key, error=str(exc))
+            self.alert("failed", run.api_key, f"revoking the old secret failed: {exc}", run.id)
+
+    # -- the managed set --------------------------------------------------------------------
+
+    def discover(self, *, initial: bool = False) -> None:
+        """Bring the managed keys in line with the account: new keys scheduled, gone ones not."""
+        ctx = self._ctx
+        now = ctx.clock()
+        accounts = self._accounts(initial=initial)
+        if accounts is None:
+            return  # keep what we have; try again next time
+        gone, new = ctx.keys.replace(accounts, now)
+        for key in gone:
+            ctx.metrics.remove_key(key)
+            ctx.jobs.drop_check(key)
+        if ctx.jobs.started:
+            for key in new:  # every due time first, so the primary sees the subaccounts due
+                try:
+                    self.refresh(key)
+                except RotatorError as exc:
+                    ctx.keys.note_error(key, str(exc))
+            for key in new:
+                self.schedule(key)
+        if gone or new:
+            log.info("keys_changed", added=sorted(new), removed=sorted(gone))
+
+    def _accounts(self, *, initial: bool) -> list[Account] | None:
+        """The account's keys; at start-up, when they cannot be listed, the ones last recorded."""
+        ctx = self._ctx
+        try:
+            return ctx.discovery.discover().accounts
+        except RotatorError as exc:
+            log.error("discovery_failed", error=str(exc))
+            if not initial:
+                return None
+        try:
+            known = ctx.discovery.recorded_keys() | {ctx.primary}
+        except RotatorError:
+            known = {ctx.primary}
+        return [Account(api_key=k, primary=k == ctx.primary) for k in sorted(known)]
+
+    def housekeeping(self) -> None:
+        """Deferred revocations, and state/metrics refreshed for runs other replicas did."""
+        ctx = self._ctx
+        self.revoke_due()
+        stale = self._stale_keys()
+        for key in ctx.keys.names():
+            if ctx.stop.is_set():
+                return
+            try:
+                if stale is None or key in stale:
+                    self.refresh(key)
+            except RotatorError as exc:
+                ctx.keys.note_error(key, str(exc))
+            if ctx.jobs.check_missing(key) and not ctx.keys.is_running(key):
+                self.schedule(key)  # a safety net: every key always has its job
+
+    def _stale_keys(self) -> set[str] | None:
+        """Keys to re-read: those with audit events since the last pass (runs of other replicas)
+        or a noted error; None means all, every FULL_REFRESH. Re-reading all 10,000 keys every
+        30 s cost a third of a CPU core in an idle daemon."""
+        try:
+            changed, newest = self._ctx.services.audit.keys_changed(self._seen_seq or 0)
+        except RotatorError as exc:
+            log.error("audit_unreadable", error=str(exc))
+            self._seen_seq = None
+            return None
+        full = self._seen_seq is None or time.monotonic() >= self._full_refresh_due
+        self._seen_seq = newest  # read before the refresh: later events are seen next pass
+        if full:
+            self._full_refresh_due = time.monotonic() + FULL_REFRESH
+            return None
+        return changed | self._ctx.keys.with_errors()
+
+    def alert(self, kind: str, key: str, message: str, run_id: str | None = None) -> None:
+        try:
+            self._ctx.notifier.alert(kind, key, message, run_id=run_id)
+        except Exception:  # an alert must never break the daemon
+            log.exception("alert_crashed", kind=kind, api_key=key)
+
+
+__all__ = ["ACTOR", "Context", "Work"]
