@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from rotator.audit import utcnow
+from rotator.clock import utcnow
 from rotator.errors import RotationError, VonageAuthError
-from rotator.inspection import admin_credentials
 from rotator.secret import Credentials, Secret
 from rotator.services import Services
 
@@ -36,7 +35,7 @@ def adopt(
     started = utcnow()
     lease = services.leases.acquire(api_key, wait=services.config.rotation.lock_wait)
     try:
-        admin = admin_credentials(services)
+        admin = services.vault.credentials(services.config.vonage.primary_api_key)
         listed = services.vonage.list_secrets(admin, api_key)
         ids = [s.id for s in listed.secrets]
         if secret_id not in ids:
@@ -63,12 +62,9 @@ def adopt(
             stored = "record"
         else:
             stored = "id-only"
-        services.vault.write_state(
-            api_key,
-            pending=state.pending,
-            previous=state.previous,
-            adopted_id=None if stored == "record" else secret_id,
-            cas=state.version,
+        # A record names the current secret itself, so no adoption is kept beside it.
+        services.vault.update_state(
+            api_key, cas=state.version, adopted_id=None if stored == "record" else secret_id
         )
         services.audit.record(
             step="adopt",
