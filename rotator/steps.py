@@ -118,7 +118,7 @@ def stage(io: RunIO, rec: RunRecord) -> RunRecord:
 def create(io: RunIO, rec: RunRecord) -> RunRecord:
     """Create the staged secret on Vonage; an ambiguous POST is settled by listing, not re-POST."""
     with io.step(Step.CREATE) as report:
-        new_id = _create_once(io, rec, report.detail)
+        new_id, report.request_id = _create_once(io, rec, report.detail)
         rec = io.checkpoint(replace(rec, new_id=new_id))
         report.secret_id = new_id
         io.deps.audit.update_run(rec.run.id, new_secret_id=new_id)
@@ -132,7 +132,8 @@ def create(io: RunIO, rec: RunRecord) -> RunRecord:
     return rec
 
 
-def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> str:
+def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
+    """The new secret's id, and the request id of the POST that made it (None if listed)."""
     secret = rec.new_secret
     assert secret is not None
     before = {s.id for s in rec.listed}
@@ -142,7 +143,7 @@ def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> str:
                 lambda admin: io.deps.vonage.create_secret(admin, rec.api_key, secret)
             )
             assert reply.created is not None
-            return reply.created.id
+            return reply.created.id, reply.request_id
         except (VonageTransportError, VonageServerError, VonageProtocolError):
             # The POST may or may not have applied (an unreadable 200 did): find out by
             # listing, never re-POST blindly (a duplicate would take the last slot).
@@ -150,7 +151,7 @@ def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> str:
             detail["ambiguous_attempts"] = attempt
             if found is not None:
                 detail["reconciled"] = True
-                return found
+                return found, None
             if attempt == CREATE_ATTEMPTS:
                 raise
             io.deps.sleep(verify_backoff(attempt))
