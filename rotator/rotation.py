@@ -63,20 +63,9 @@ class Rotator:
         boundary: Callable[[str], None] = no_boundary,
     ) -> None:
         self.config = config
-        self.vault = vault
-        self.vonage = vonage
-        self.audit = audit
-        self.leases = leases
-        self.deps = Deps(
-            config=config,
-            vault=vault,
-            vonage=vonage,
-            audit=audit,
-            leases=leases,
-            sleep=sleep,
-            clock=clock,
-            boundary=boundary,
-        )
+        parts = Deps(config=config, vault=vault, vonage=vonage, audit=audit, leases=leases)
+        self.deps = replace(parts, sleep=sleep, clock=clock, boundary=boundary)
+        self.audit, self.leases, self.vault = audit, leases, vault
 
     @property
     def primary(self) -> str:
