@@ -161,32 +161,18 @@ def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[
 def verify(io: RunIO, rec: RunRecord) -> RunRecord:
     """Retry get-balance with the new secret until it authenticates or verify_timeout is up."""
     assert rec.new_secret is not None
-    deps = io.deps
+    creds = Credentials(rec.api_key, rec.new_secret)
+    timeout = io.deps.config.rotation.verify_timeout.total_seconds()
     with io.step(Step.VERIFY) as report:
-        creds = Credentials(rec.api_key, rec.new_secret)
-        timeout = deps.config.rotation.verify_timeout.total_seconds()
-        deadline = deps.clock() + timeout
-
-        def out_of_time(state: RetryCallState) -> bool:
-            return deps.clock() + verify_backoff(state.attempt_number) > deadline
-
         attempts = 0
 
         def attempt() -> Reply:
             nonlocal attempts
             attempts += 1
-            return deps.vonage.get_balance(creds, retry=False)
+            return io.deps.vonage.get_balance(creds, retry=False)
 
-        retrying = Retrying(
-            retry=retry_if_exception_type(VonageError),
-            wait=lambda state: verify_backoff(state.attempt_number),
-            stop=out_of_time,
-            after=lambda _state: io.renew(),  # keep the lease through a long wait
-            sleep=deps.sleep,
-            reraise=True,
-        )
         try:
-            reply = retrying(attempt)
+            reply = _verifying(io, timeout)(attempt)
         except VonageError as exc:
             report.detail = {"attempts": attempts}
             raise VerificationFailedError(
@@ -196,6 +182,26 @@ def verify(io: RunIO, rec: RunRecord) -> RunRecord:
         report.request_id = reply.request_id
         report.detail = {"attempts": attempts}
     return rec
+
+
+def _verifying(io: RunIO, timeout: float) -> Retrying:
+    """Verification's retry policy: any Vonage error (a new secret takes a moment to work) is
+    retried with ``verify_backoff`` while the next attempt still fits in ``timeout``, renewing
+    the lease after each failure so a long wait does not lose it."""
+    clock = io.deps.clock
+    deadline = clock() + timeout
+
+    def out_of_time(state: RetryCallState) -> bool:
+        return clock() + verify_backoff(state.attempt_number) > deadline
+
+    return Retrying(
+        retry=retry_if_exception_type(VonageError),
+        wait=lambda state: verify_backoff(state.attempt_number),
+        stop=out_of_time,
+        after=lambda _state: io.renew(),
+        sleep=io.deps.sleep,
+        reraise=True,
+    )
 
 
 def promote(io: RunIO, rec: RunRecord) -> RunRecord:
