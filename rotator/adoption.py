@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from rotator.audit import utcnow
+from rotator.clock import utcnow
 from rotator.errors import RotationError, VonageAuthError
-from rotator.inspection import admin_credentials
 from rotator.secret import Credentials, Secret
 from rotator.services import Services
 
@@ -36,7 +35,7 @@ def adopt(
     started = utcnow()
     lease = services.leases.acquire(api_key, wait=services.config.rotation.lock_wait)
     try:
-        admin = admin_credentials(services)
+        admin = services.vault.credentials(services.config.vonage.primary_api_key)
         listed = services.vonage.list_secrets(admin, api_key)
         ids = [s.id for s in listed.secrets]
         if secret_id not in ids:
@@ -45,31 +44,7 @@ def adopt(
                 f"(it has: {', '.join(ids) or 'none'})",
                 hint="list them with `rotator plan API_KEY`",
             )
-        record = services.vault.read_current(api_key)
-        candidate = value or (record.api_secret if record else None)
-        state = services.vault.read_state(api_key)
-        if candidate is not None:
-            try:
-                services.vonage.get_balance(Credentials(api_key, candidate))
-            except VonageAuthError:
-                raise RotationError(
-                    f"the secret value {'given' if value else 'in Vault'} for {api_key} does "
-                    "not authenticate, so it cannot be the one applications use",
-                    hint="pass the value applications use with --secret-env VAR",
-                ) from None
-            services.vault.write_current(
-                api_key, candidate, secret_id, cas=record.version if record else 0, run_id=None
-            )
-            stored = "record"
-        else:
-            stored = "id-only"
-        services.vault.write_state(
-            api_key,
-            pending=state.pending,
-            previous=state.previous,
-            adopted_id=None if stored == "record" else secret_id,
-            cas=state.version,
-        )
+        stored = _store(services, api_key, secret_id, value)
         services.audit.record(
             step="adopt",
             outcome="ok",
@@ -84,3 +59,29 @@ def adopt(
         return Adopted(api_key, secret_id, stored)
     finally:
         services.leases.release(lease)
+
+
+def _store(services: Services, api_key: str, secret_id: str, value: Secret | None) -> str:
+    """Record the adoption in Vault: the value with its id when one authenticates (``record``),
+    else only the id (``id-only``), which the next rotation replaces."""
+    record = services.vault.read_current(api_key)
+    candidate = value or (record.api_secret if record else None)
+    state = services.vault.read_state(api_key)
+    if candidate is not None:
+        try:
+            services.vonage.get_balance(Credentials(api_key, candidate))
+        except VonageAuthError:
+            raise RotationError(
+                f"the secret value {'given' if value else 'in Vault'} for {api_key} does "
+                "not authenticate, so it cannot be the one applications use",
+                hint="pass the value applications use with --secret-env VAR",
+            ) from None
+        services.vault.write_current(
+            api_key, candidate, secret_id, cas=record.version if record else 0, run_id=None
+        )
+    stored = "id-only" if candidate is None else "record"
+    # A record names the current secret itself, so no adoption is kept beside it.
+    services.vault.update_state(
+        api_key, cas=state.version, adopted_id=None if stored == "record" else secret_id
+    )
+    return stored

@@ -255,6 +255,29 @@ class Config(_Model):
     def override_for(self, api_key: str) -> AccountOverride | None:
         return next((o for o in self.accounts.overrides if o.api_key == api_key), None)
 
+    # One method per setting ``accounts.overrides`` can set for a key: every module asks these.
+
+    def schedule_for(self, api_key: str) -> Schedule:
+        """The key's own schedule, else ``rotation.schedule``."""
+        override = self.override_for(api_key)
+        if override is not None and override.schedule is not None:
+            return override.schedule
+        return self.rotation.schedule
+
+    def grace_period_for(self, api_key: str) -> timedelta:
+        """How long the key's old secret outlives a (non-emergency) rotation."""
+        override = self.override_for(api_key)
+        if override is not None and override.grace_period is not None:
+            return override.grace_period
+        return self.rotation.grace_period
+
+    def secret_length_for(self, api_key: str) -> int:
+        """How many characters the key's new secrets have."""
+        override = self.override_for(api_key)
+        if override is not None and override.secret_length is not None:
+            return override.secret_length
+        return self.rotation.secret_length
+
 
 def _read_env(name: str, field: str) -> str:
     value = os.environ.get(name, "")

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from rotator import runio
 from rotator.audit import Run
-from rotator.errors import NoWorkingSecretError, RotatorError, VonageAuthError
+from rotator.clock import utcnow
+from rotator.errors import RotatorError
 from rotator.lease import LeaseInfo
-from rotator.protocol import Observed, Plan, plan
+from rotator.protocol import Plan, plan
 from rotator.secret import Credentials
 from rotator.services import Services
 from rotator.vonage import SecretInfo
 
 
 def admin_credentials(services: Services) -> Credentials:
-    primary = services.config.vonage.primary_api_key
-    record = services.vault.read_current(primary)
-    if record is None:
-        raise NoWorkingSecretError(
-            f"no secret for the primary account {primary} at {services.vault.describe(primary)}"
-        )
-    return Credentials(primary, record.api_secret)
+    """The primary's credentials, which manage every key's secrets."""
+    return services.vault.credentials(services.config.vonage.primary_api_key)
 
 
 def account_keys(services: Services, admin: Credentials | None = None) -> list[str]:
@@ -60,7 +57,7 @@ class KeyView:
         current = self.current
         if current is None:
             return None
-        return (now or datetime.now(UTC)) - current.created_at
+        return (now or utcnow()) - current.created_at
 
     def to_json(self) -> dict[str, Any]:
         current = self.current
@@ -118,30 +115,11 @@ def observe(
         secrets = services.vonage.list_secrets(admin, api_key).secrets
         record = services.vault.read_current(api_key)
         state = services.vault.read_state(api_key)
-        ids = tuple(s.id for s in secrets)
-        authenticates = None
-        if record is not None and record.secret_id not in ids:
-            try:
-                services.vonage.get_balance(Credentials(api_key, record.api_secret))
-                authenticates = True
-            except VonageAuthError:
-                authenticates = False
-        seen = Observed(
-            vonage_ids=ids,
-            record_exists=record is not None,
-            record_secret_id=record.secret_id if record else None,
-            record_authenticates=authenticates,
-            previous_id=state.previous.secret_id if state.previous else None,
-            adopted_id=state.adopted_id,
-        )
-        override = config.override_for(api_key)
-        grace = config.rotation.grace_period
-        if override is not None and override.grace_period is not None:
-            grace = override.grace_period
+        seen = runio.observe(services.vonage, api_key, secrets, record, state)
         decided = plan(
             seen,
             emergency=emergency,
-            grace_period=timedelta(0) if emergency else grace,
+            grace_period=config.grace_period_for(api_key),
             revoke_older_if_unidentified=config.rotation.on_unidentified == "revoke_older",
         )
     except RotatorError as exc:

@@ -132,20 +132,44 @@ class ResumeState:
     run_new_secret_id: str | None
 
 
-def resume(state: ResumeState) -> tuple[Resume, str | None]:
+@dataclass(frozen=True, kw_only=True)
+class Resumption:
+    """How a crashed run goes on: an action, the new secret's id if known, and the step."""
+
+    action: Resume
+    new_id: str | None = None
+
+    @property
+    def start(self) -> Step | None:
+        """The step of the rotation table the run continues from; None: it does not continue
+        (it is rolled back or abandoned, or its new secret must first be looked for)."""
+        return _RESUME_AT.get(self.action)
+
+    @classmethod
+    def found(cls, new_id: str | None) -> Resumption:
+        """After ``FIND_CREATED``: verify what the POST created, or roll back if it made none."""
+        if new_id is None:
+            return cls(action=Resume.ROLLBACK)
+        return cls(action=Resume.VERIFY, new_id=new_id)
+
+
+_RESUME_AT = {Resume.VERIFY: Step.VERIFY, Resume.FINISH_PROMOTION: Step.REVOKE}
+
+
+def resume(state: ResumeState) -> Resumption:
     """Decide how to finish a crashed run from what Vault and Vonage show now."""
     new_id = state.run_new_secret_id or state.pending_secret_id
     if new_id is not None and state.record_secret_id == new_id:
-        return Resume.FINISH_PROMOTION, new_id
+        return Resumption(action=Resume.FINISH_PROMOTION, new_id=new_id)
     if state.pending_of_run:
         if new_id is None:
-            return Resume.FIND_CREATED, None
+            return Resumption(action=Resume.FIND_CREATED)
         if new_id in state.vonage_ids:
-            return Resume.VERIFY, new_id
-        return Resume.ROLLBACK, None  # created and already revoked, or never there
+            return Resumption(action=Resume.VERIFY, new_id=new_id)
+        return Resumption(action=Resume.ROLLBACK)  # created and already revoked, or never there
     if new_id is not None and new_id in state.vonage_ids:
-        return Resume.ROLLBACK, new_id  # on Vonage with no value kept: revoke it
-    return Resume.ABANDON, None
+        return Resumption(action=Resume.ROLLBACK, new_id=new_id)  # no value kept: revoke it
+    return Resumption(action=Resume.ABANDON)
 
 
 def created_candidates(

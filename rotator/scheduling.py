@@ -24,17 +24,12 @@ _CRON_LOOKAHEAD = 12  # fire times examined to find a cron schedule's longest ga
 
 def schedule_for(config: Config, api_key: str) -> Schedule:
     """The key's own schedule from ``accounts.overrides``, else ``rotation.schedule``."""
-    override = config.override_for(api_key)
-    if override is not None and override.schedule is not None:
-        return override.schedule
-    return config.rotation.schedule
+    return config.schedule_for(api_key)
 
 
 def grace_for(config: Config, api_key: str) -> timedelta:
-    override = config.override_for(api_key)
-    if override is not None and override.grace_period is not None:
-        return override.grace_period
-    return config.rotation.grace_period
+    """The key's grace period (``Config.grace_period_for``)."""
+    return config.grace_period_for(api_key)
 
 
 def selected(

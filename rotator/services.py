@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -12,6 +13,7 @@ from rotator.config import Config
 from rotator.lease import Leases
 from rotator.ratelimit import RateLimiter
 from rotator.rotation import Rotator
+from rotator.runio import no_boundary
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
@@ -40,7 +42,14 @@ def open_database(config: Config, *, migrate: bool = True) -> Engine:
     return engine
 
 
-def build(config: Config, *, migrate: bool = True, limiter: RateLimiter | None = None) -> Services:
+def build(
+    config: Config,
+    *,
+    migrate: bool = True,
+    limiter: RateLimiter | None = None,
+    boundary: Callable[[str], None] | None = None,
+) -> Services:
+    """``boundary``: called around every rotation step (see ``Rotator``); none by default."""
     engine = open_database(config, migrate=migrate)
     audit = AuditLog(engine)
     leases = Leases(engine, ttl=config.rotation.lease_ttl)
@@ -48,5 +57,12 @@ def build(config: Config, *, migrate: bool = True, limiter: RateLimiter | None =
     vonage = VonageClient(
         config.vonage, limiter=limiter or RateLimiter(config.vonage.max_calls_per_second)
     )
-    rotator = Rotator(config, vault=vault, vonage=vonage, audit=audit, leases=leases)
+    rotator = Rotator(
+        config,
+        vault=vault,
+        vonage=vonage,
+        audit=audit,
+        leases=leases,
+        boundary=boundary or no_boundary,
+    )
     return Services(config, engine, audit, leases, vault, vonage, rotator)

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import hvac
 import hvac.exceptions as hvac_errors
 import requests
 import structlog
 
+from rotator.clock import utcnow
 from rotator.config import AppRoleAuth, KubernetesAuth, TokenAuth, VaultConfig
 from rotator.errors import (
     NoWorkingSecretError,
@@ -57,17 +57,11 @@ class StagedSecret:
     secret: Secret
     secret_id: str | None
     run_id: str | None
-    staged_at: str
+    staged_at: str  # rotator.clock.iso text (older records: second precision, "Z")
     revoke_after: str | None = None
 
     def with_id(self, secret_id: str) -> StagedSecret:
-        return StagedSecret(
-            secret=self.secret,
-            secret_id=secret_id,
-            run_id=self.run_id,
-            staged_at=self.staged_at,
-            revoke_after=self.revoke_after,
-        )
+        return replace(self, secret_id=secret_id)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -101,8 +95,17 @@ class RotationState:
     version: int = 0
 
 
-def utc_now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+class StateChanges(TypedDict, total=False):
+    """The fields of a key's state record ``VaultStore.update_state`` may change."""
+
+    pending: StagedSecret | None
+    previous: StagedSecret | None
+    adopted_id: str | None
+
+
+# What applications read in ``rotated_at``: kept in the form it always had (consumers and the
+# daemon parse it); ``rotator.clock.parse`` reads it too.
+ROTATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class VaultStore:
@@ -218,7 +221,7 @@ class VaultStore:
             "api_key": api_key,
             "api_secret": secret.reveal(),
             "secret_id": secret_id,
-            "rotated_at": utc_now_text(),
+            "rotated_at": utcnow().strftime(ROTATED_AT_FORMAT),
             "run_id": run_id,
         }
         return self._write(self.current_path(api_key), data, cas)
@@ -236,24 +239,26 @@ class VaultStore:
             version=version,
         )
 
-    def write_state(
-        self,
-        api_key: str,
-        *,
-        pending: StagedSecret | None,
-        previous: StagedSecret | None,
-        cas: int,
-        adopted_id: str | None = None,
+    def update_state(
+        self, api_key: str, *, cas: int, **changes: Unpack[StateChanges]
     ) -> RotationState:
+        """Change the named fields of the key's state record and keep every other one.
+
+        Read-modify-write, check-and-set at ``cas`` (the version the caller read): a field a
+        step does not name (``adopted_id``, say) survives it. Raises ``VaultConflictError`` if
+        the record changed since.
+        """
+        state = self.read_state(api_key)
+        if state.version != cas:
+            where = f"{self._config.mount}/{self.state_path(api_key)}"
+            raise VaultConflictError(f"cannot write {where}: it changed since rotator read it")
+        new = replace(state, **changes)
         data = {
-            "pending": pending.to_data() if pending else None,
-            "previous": previous.to_data() if previous else None,
-            "adopted_id": adopted_id,
+            "pending": new.pending.to_data() if new.pending else None,
+            "previous": new.previous.to_data() if new.previous else None,
+            "adopted_id": new.adopted_id,
         }
-        version = self._write(self.state_path(api_key), data, cas)
-        return RotationState(
-            pending=pending, previous=previous, adopted_id=adopted_id, version=version
-        )
+        return replace(new, version=self._write(self.state_path(api_key), data, cas))
 
     def required_capabilities(self) -> dict[str, set[str]]:
         """What rotator's token must be allowed on each path (the policy in deploy/vault)."""

@@ -186,8 +186,8 @@ class World:
         path.write_text(yaml.safe_dump(self.data))
         return path
 
-    def services(self) -> Services:
-        services = build(self.config)
+    def services(self, **options: Any) -> Services:
+        services = build(self.config, **options)
         self._services.append(services)
         return services
 

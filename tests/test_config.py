@@ -129,6 +129,24 @@ def test_overrides_are_found_by_api_key() -> None:
     assert config.override_for("sub2") is None
 
 
+def test_per_key_settings_come_from_the_keys_override() -> None:
+    """A key's override sets its schedule, grace period and secret length."""
+    override = {"api_key": "sub1", "grace_period": "1h", "secret_length": 20}
+    override["schedule"] = {"interval": "7d"}
+    config = parse_config(with_("accounts", overrides=[override]))
+    assert config.grace_period_for("sub1") == timedelta(hours=1)
+    assert config.secret_length_for("sub1") == 20
+    assert config.schedule_for("sub1").interval == timedelta(days=7)
+
+
+def test_per_key_settings_default_to_the_rotation_section() -> None:
+    """A key without an override gets the rotation section's values."""
+    config = parse_config(with_("rotation", grace_period="2h", secret_length=24))
+    assert config.grace_period_for("sub1") == timedelta(hours=2)
+    assert config.secret_length_for("sub1") == 24
+    assert config.schedule_for("sub1") == config.rotation.schedule
+
+
 # -- every field validated, the error naming it -------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import pytest
 from rotator.audit import Run, RunStatus
 from rotator.errors import RotatorError
 from rotator.rotation import Outcome, Rotator
+from rotator.services import Services
 from rotator.simulator import Fault
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
 from tests.invariants import violations
@@ -60,6 +61,12 @@ def seeded(world: World) -> World:
 def rotate(world: World, api_key: str = SUB, rotator: Rotator | None = None) -> Outcome:
     rotator = rotator or world.services().rotator
     return rotator.rotate(api_key, actor="fault-test", reason="faults")
+
+
+def rotator_with(services: Services, **timing: Any) -> Rotator:
+    """A Rotator over ``services`` with an injected ``sleep`` and/or ``clock``."""
+    parts = {"vault": services.vault, "vonage": services.vonage, "audit": services.audit}
+    return Rotator(services.config, leases=services.leases, **parts, **timing)
 
 
 def only_run(world: World) -> Run:
@@ -164,6 +171,18 @@ def test_persistent_verification_failure_rolls_back(seeded: World) -> None:
     assert violations(world, SUB, world.services().audit) == []
 
 
+def test_verification_backs_off_until_its_timeout_on_the_injected_clock(seeded: World) -> None:
+    """Verification sleeps the stated backoff on the injected clock and stops at the timeout."""
+    world = seeded.configure(rotation={"verify_timeout": "10s"}, vonage={"max_retries": 0})
+    world.sim.inject(Fault(**CALLS["balance"], action="status", status=503, times=None))
+    services = world.services()
+    slept: list[float] = []
+    rotator = rotator_with(services, sleep=slept.append, clock=lambda: sum(slept))
+    outcome = rotate(world, SUB, rotator)
+    assert outcome.run.status == RunStatus.ROLLED_BACK
+    assert slept == [0.25, 0.5, 1.0, 2.0, 4.0]
+
+
 @pytest.mark.parametrize("fault", ["malformed_json", "huge_body", "503_forever"])
 def test_failure_after_promotion_is_finished_by_the_next_run(seeded: World, fault: str) -> None:
     """If revoking fails after promotion, the new secret stays current, the old one keeps its
@@ -230,14 +249,7 @@ def test_primary_rotated_under_a_subaccount_run_is_picked_up(seeded: World) -> N
         if not primary_rotated:
             primary_rotated.append(rotate(world, PRIMARY))
 
-    rotator = Rotator(
-        services.config,
-        vault=services.vault,
-        vonage=services.vonage,
-        audit=services.audit,
-        leases=services.leases,
-        sleep=sleep_and_rotate_primary,
-    )
+    rotator = rotator_with(services, sleep=sleep_and_rotate_primary)
     world.sim.inject(Fault(**CALLS["create"], action="status", status=503))
     outcome = rotate(world, SUB, rotator)
     assert primary_rotated[0].run.status == RunStatus.SUCCEEDED

@@ -12,6 +12,7 @@ from rotator.protocol import (
     Observed,
     Resume,
     ResumeState,
+    Resumption,
     Step,
     Unidentified,
     created_candidates,
@@ -200,48 +201,79 @@ def state(
 def test_resume_finishes_a_run_already_promoted() -> None:
     """Vault's current id is the run's new one: only tidying and revocation are left."""
     decided = resume(state("old", "new", record_id="new", mine=False, run_new="new"))
-    assert decided == (Resume.FINISH_PROMOTION, "new")
+    assert decided == Resumption(action=Resume.FINISH_PROMOTION, new_id="new")
 
 
 def test_resume_finishes_a_promotion_known_only_from_pending() -> None:
     """The new id recorded only in Vault's pending slot also counts."""
     decided = resume(state("old", "new", record_id="new", pending_id="new"))
-    assert decided == (Resume.FINISH_PROMOTION, "new")
+    assert decided == Resumption(action=Resume.FINISH_PROMOTION, new_id="new")
 
 
 def test_resume_looks_for_what_an_unanswered_post_created() -> None:
     """Staged, but no id recorded anywhere: list Vonage to find out whether the POST applied."""
-    assert resume(state("old")) == (Resume.FIND_CREATED, None)
+    assert resume(state("old")) == Resumption(action=Resume.FIND_CREATED)
 
 
 def test_resume_verifies_a_created_secret() -> None:
     """Staged and on Vonage but not current: verify it, then promote it."""
-    assert resume(state("old", "new", pending_id="new")) == (Resume.VERIFY, "new")
+    assert resume(state("old", "new", pending_id="new")) == Resumption(
+        action=Resume.VERIFY, new_id="new"
+    )
 
 
 def test_resume_verifies_when_only_the_run_row_has_the_id() -> None:
     """The audit row knows the id though Vault's pending does not yet."""
-    assert resume(state("old", "new", run_new="new")) == (Resume.VERIFY, "new")
+    assert resume(state("old", "new", run_new="new")) == Resumption(
+        action=Resume.VERIFY, new_id="new"
+    )
 
 
 def test_resume_rolls_back_a_staged_secret_that_is_gone() -> None:
     """Staged, with an id no longer on Vonage: drop the staged value."""
-    assert resume(state("old", pending_id="new")) == (Resume.ROLLBACK, None)
+    assert resume(state("old", pending_id="new")) == Resumption(action=Resume.ROLLBACK)
 
 
 def test_resume_revokes_a_created_secret_whose_value_is_not_kept() -> None:
     """On Vonage with no staged value of this run: unusable, so revoke it."""
-    assert resume(state("old", "new", mine=False, run_new="new")) == (Resume.ROLLBACK, "new")
+    assert resume(state("old", "new", mine=False, run_new="new")) == Resumption(
+        action=Resume.ROLLBACK, new_id="new"
+    )
 
 
 def test_resume_abandons_a_run_that_changed_nothing() -> None:
     """Nothing staged and nothing created: the run just ends."""
-    assert resume(state("old", mine=False)) == (Resume.ABANDON, None)
+    assert resume(state("old", mine=False)) == Resumption(action=Resume.ABANDON)
 
 
 def test_resume_abandons_a_run_whose_secret_is_already_gone() -> None:
     """Created once, since revoked, nothing staged: nothing is left to undo."""
-    assert resume(state("old", mine=False, run_new="new")) == (Resume.ABANDON, None)
+    assert resume(state("old", mine=False, run_new="new")) == Resumption(action=Resume.ABANDON)
+
+
+def test_resume_continues_a_created_secret_at_the_verify_step() -> None:
+    """A run to verify re-enters the rotation table at the verify step."""
+    assert resume(state("old", "new", pending_id="new")).start is Step.VERIFY
+
+
+def test_resume_continues_a_promoted_run_at_the_revoke_step() -> None:
+    """A run already promoted re-enters the rotation table at the revoke step."""
+    assert resume(state("old", "new", record_id="new", pending_id="new")).start is Step.REVOKE
+
+
+def test_resume_does_not_continue_a_run_it_rolls_back() -> None:
+    """A run to roll back does not re-enter the table."""
+    assert resume(state("old", pending_id="new")).start is None
+
+
+def test_found_secret_is_verified() -> None:
+    """What an unanswered POST created is verified next."""
+    assert Resumption.found("new") == Resumption(action=Resume.VERIFY, new_id="new")
+
+
+def test_nothing_found_is_rolled_back() -> None:
+    """An unanswered POST that created nothing leaves only the staged value to drop."""
+    assert Resumption.found(None) == Resumption(action=Resume.ROLLBACK)
 
 
 # -- created_candidates ------------------------------------------------------------------------

@@ -25,6 +25,15 @@ def rotate(world: World, api_key: str, **kwargs: object):  # type: ignore[no-unt
     return services.rotator.rotate(api_key, actor="tester", reason="test", **kwargs), services
 
 
+def test_step_boundary_hears_before_and_after_every_step(world: World) -> None:
+    """The injected step boundary is called around each step of the table, in order."""
+    world.seed_primary()
+    heard: list[str] = []
+    services = world.services(boundary=heard.append)
+    services.rotator.rotate(SUB, actor="tester", reason="test")
+    assert heard == [f"{when}:{step}" for step in STEPS[1:-1] for when in ("before", "after")]
+
+
 def test_primary_rotation_replaces_the_secret_everywhere(world: World) -> None:
     """Rotating the primary leaves one new secret on Vonage, current in Vault, the old one gone."""
     world.seed_primary()

@@ -26,12 +26,13 @@ def run_daemon(
     flight have finished); serve /healthz, /readyz, /metrics and /status on http.listen. Logs go
     to stdout, as JSON lines unless logging.format is console (or auto on a terminal)."""
     from rotator.daemon import Daemon
+    from rotator.devtools import pausepoints
 
     try:
         config = get_config(log_stream=sys.stdout)
     except RotatorError as exc:
         die(exc)
-    daemon = Daemon(config)
+    daemon = Daemon(config, boundary=pausepoints.from_environment())
     try:
         code = daemon.run_once() if once else daemon.run()
     except RotatorError as exc:

@@ -9,6 +9,7 @@ import typer
 
 from rotator.audit import Trigger
 from rotator.cli import app, default_actor, die, get_config, print_json, run_line
+from rotator.devtools import pausepoints
 from rotator.errors import ConfigError, RotatorError
 from rotator.lease import LeaseInfo
 from rotator.rotation import Outcome
@@ -56,7 +57,7 @@ def rotate(
         show_plans(api_key, emergency=emergency, as_json=as_json)
         return
     try:
-        services = build(get_config())
+        services = build(get_config(), boundary=pausepoints.from_environment())
     except RotatorError as exc:
         die(exc)
     try:

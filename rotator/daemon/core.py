@@ -39,8 +39,15 @@ HOUSEKEEPING: Final = timedelta(seconds=30)  # deferred revocations, other repli
 
 
 class Daemon:
-    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        boundary: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config
+        self._boundary = boundary  # around every rotation step (rotator.rotation.Rotator)
         self._clock = clock
         self._stop = threading.Event()
         self._phase = Phase.STARTING
@@ -189,7 +196,7 @@ class Daemon:
         finally:
             engine.dispose()
         limiter = RateLimiter(self.config.vonage.max_calls_per_second)
-        services = build(self.config, migrate=False, limiter=limiter)
+        services = build(self.config, migrate=False, limiter=limiter, boundary=self._boundary)
         self._services = services
         audit, vault, vonage = services.audit, services.vault, services.vonage
         self._notifier = Notifier(self.config, audit=audit, vault=vault, vonage=vonage)

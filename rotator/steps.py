@@ -1,0 +1,354 @@
+"""The rotation's steps, one function each, and the table the runner walks.
+
+    inspect → make room → generate → stage → create → verify → promote → revoke
+
+Each step takes the run's I/O shell (``RunIO``) and its frozen ``RunRecord`` and returns the
+updated record; each is one audited step (``RunIO.step``). A forward run walks ``TABLE`` from the
+start; a resumed run walks the same table from the step ``protocol.resume`` names. Where a step
+makes progress that recovery must see even if the step then fails, it checkpoints the record.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import replace
+from datetime import timedelta
+
+import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from rotator import policy
+from rotator.audit import Run, RunStatus
+from rotator.clock import iso, utcnow
+from rotator.errors import (
+    RotationError,
+    UnidentifiedSecretError,
+    VaultConflictError,
+    VerificationFailedError,
+    VonageError,
+    VonageNotFoundError,
+    VonageProtocolError,
+    VonageServerError,
+    VonageTransportError,
+)
+from rotator.protocol import Step, Unidentified, identify, make_room, verify_backoff
+from rotator.runio import RunIO, RunRecord, observe
+from rotator.secret import Credentials
+from rotator.vault import StagedSecret
+from rotator.vonage import Reply
+
+log = structlog.get_logger("rotator.rotation")
+CREATE_ATTEMPTS = 3
+
+
+def inspect(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Read what Vonage lists and what Vault holds for the key."""
+    with io.step(Step.INSPECT) as report:
+        listed, report.request_id = io.list_secrets(rec.api_key)
+        record = io.deps.vault.read_current(rec.api_key)
+        state = io.deps.vault.read_state(rec.api_key)
+        report.vault_version = record.version if record else None
+        report.detail = {
+            "vonage_secret_ids": [s.id for s in listed],
+            "vault_secret_id": record.secret_id if record else None,
+            "vault_fingerprint": record.api_secret.fingerprint() if record else None,
+        }
+    return replace(rec, listed=tuple(listed), record=record, state=state)
+
+
+def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Vonage allows two secrets: revoke the one that is not current, if there are two."""
+    deps = io.deps
+    with io.step(Step.MAKE_ROOM) as report:
+        seen = observe(deps.vonage, rec.api_key, rec.listed, rec.record, rec.state)
+        who = identify(seen)
+        try:
+            plan = make_room(
+                seen,
+                who,
+                revoke_older_if_unidentified=deps.config.rotation.on_unidentified == "revoke_older",
+            )
+        except Unidentified as exc:
+            raise UnidentifiedSecretError(
+                f"{rec.api_key} has {exc}; rotator will not guess which one applications use"
+            ) from None
+        rec = io.checkpoint(replace(rec, old_id=plan.old_id))
+        deps.audit.update_run(rec.run.id, old_secret_id=plan.old_id)
+        report.detail = {"current_id": who.current_id, "old_id": plan.old_id}
+        if not plan.revoke:
+            report.outcome = "skipped"
+            return rec
+        report.detail.update(revoked=list(plan.revoke), reason=plan.reason)
+        for secret_id in plan.revoke:
+            report.request_id = io.revoke(rec.api_key, secret_id)
+        rec = io.checkpoint(
+            replace(rec, listed=tuple(s for s in rec.listed if s.id not in plan.revoke))
+        )
+        previous = rec.state.previous
+        if previous and previous.secret_id in plan.revoke:
+            state = deps.vault.update_state(rec.api_key, cas=rec.state.version, previous=None)
+            rec = io.checkpoint(replace(rec, state=state))
+            report.vault_version = state.version
+        io.close_superseded(rec, {s.id for s in rec.listed})
+    return rec
+
+
+def generate(io: RunIO, rec: RunRecord) -> RunRecord:
+    with io.step(Step.GENERATE) as report:
+        length = io.deps.config.secret_length_for(rec.api_key)
+        secret = policy.generate(length)
+        report.detail = {"length": length, "fingerprint": secret.fingerprint()}
+    return replace(rec, new_secret=secret)
+
+
+def stage(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Write the new value to Vault as pending before Vonage sees it: a crash never loses it."""
+    assert rec.new_secret is not None
+    with io.step(Step.STAGE) as report:
+        pending = StagedSecret(
+            secret=rec.new_secret, secret_id=None, run_id=rec.run.id, staged_at=iso(utcnow())
+        )
+        rec = io.checkpoint(replace(rec, staged=True))  # the write below may apply and fail
+        state = io.deps.vault.update_state(rec.api_key, cas=rec.state.version, pending=pending)
+        rec = io.checkpoint(replace(rec, state=state))
+        report.vault_version = state.version
+    return rec
+
+
+def create(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Create the staged secret on Vonage; an ambiguous POST is settled by listing, not re-POST."""
+    with io.step(Step.CREATE) as report:
+        new_id, report.request_id = _create_once(io, rec, report.detail)
+        rec = io.checkpoint(replace(rec, new_id=new_id))
+        report.secret_id = new_id
+        io.deps.audit.update_run(rec.run.id, new_secret_id=new_id)
+        pending = rec.state.pending
+        assert pending is not None
+        state = io.deps.vault.update_state(
+            rec.api_key, cas=rec.state.version, pending=pending.with_id(new_id)
+        )
+        rec = io.checkpoint(replace(rec, state=state))
+        report.vault_version = state.version
+    return rec
+
+
+def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
+    """The new secret's id, and the request id of the POST that made it (None if listed)."""
+    secret = rec.new_secret
+    assert secret is not None
+    before = {s.id for s in rec.listed}
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            reply: Reply = io.as_admin(
+                lambda admin: io.deps.vonage.create_secret(admin, rec.api_key, secret)
+            )
+            assert reply.created is not None
+            return reply.created.id, reply.request_id
+        except (VonageTransportError, VonageServerError, VonageProtocolError):
+            # The POST may or may not have applied (an unreadable 200 did): find out by
+            # listing, never re-POST blindly (a duplicate would take the last slot).
+            found = io.find_created(rec, before)
+            detail["ambiguous_attempts"] = attempt
+            if found is not None:
+                detail["reconciled"] = True
+                return found, None
+            if attempt == CREATE_ATTEMPTS:
+                raise
+            io.deps.sleep(verify_backoff(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def verify(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Retry get-balance with the new secret until it authenticates or verify_timeout is up."""
+    assert rec.new_secret is not None
+    creds = Credentials(rec.api_key, rec.new_secret)
+    timeout = io.deps.config.rotation.verify_timeout.total_seconds()
+    with io.step(Step.VERIFY) as report:
+        attempts = 0
+
+        def attempt() -> Reply:
+            nonlocal attempts
+            attempts += 1
+            return io.deps.vonage.get_balance(creds, retry=False)
+
+        try:
+            reply = _verifying(io, timeout)(attempt)
+        except VonageError as exc:
+            report.detail = {"attempts": attempts}
+            raise VerificationFailedError(
+                f"the new secret of {rec.api_key} did not authenticate within {timeout:g}s "
+                f"({attempts} attempts; last: {type(exc).__name__}: {exc})"
+            ) from None
+        report.request_id = reply.request_id
+        report.detail = {"attempts": attempts}
+    return rec
+
+
+def _verifying(io: RunIO, timeout: float) -> Retrying:
+    """Verification's retry policy: any Vonage error (a new secret takes a moment to work) is
+    retried with ``verify_backoff`` while the next attempt still fits in ``timeout``, renewing
+    the lease after each failure so a long wait does not lose it."""
+    clock = io.deps.clock
+    deadline = clock() + timeout
+
+    def out_of_time(state: RetryCallState) -> bool:
+        return clock() + verify_backoff(state.attempt_number) > deadline
+
+    return Retrying(
+        retry=retry_if_exception_type(VonageError),
+        wait=lambda state: verify_backoff(state.attempt_number),
+        stop=out_of_time,
+        after=lambda _state: io.renew(),
+        sleep=io.deps.sleep,
+        reraise=True,
+    )
+
+
+def promote(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Publish the new secret as current, keeping the old value as "previous" for the grace."""
+    assert rec.new_secret is not None
+    assert rec.new_id is not None
+    vault = io.deps.vault
+    with io.step(Step.PROMOTE) as report:
+        previous = None
+        if rec.record is not None and rec.old_id is not None:
+            previous = StagedSecret(
+                secret=rec.record.api_secret,
+                secret_id=rec.old_id,
+                run_id=rec.run.id,
+                staged_at=iso(utcnow()),
+                revoke_after=iso(utcnow() + rec.grace_period),
+            )
+        # 1: keep the old value as "previous" while the new one is still pending, so a crash
+        # between the writes below always leaves both values in Vault.
+        state = vault.update_state(rec.api_key, cas=rec.state.version, previous=previous)
+        rec = io.checkpoint(replace(rec, state=state))
+        # 2: publish the new secret as current.
+        version = _write_current(io, rec)
+        # 3: read it back: what applications will read must be exactly the new secret.
+        check = vault.read_current(rec.api_key)
+        if check is None or check.secret_id != rec.new_id or check.api_secret != rec.new_secret:
+            raise RotationError(f"Vault read-back of {rec.api_key} does not match the write")
+        rec = io.checkpoint(replace(rec, record=check))
+        report.vault_version, report.secret_id = version, rec.new_id
+        io.deps.audit.update_run(rec.run.id, new_secret_id=rec.new_id)
+        # 4: the pending copy is no longer needed, nor any adoption: the record now names the
+        # current secret (clearing adopted_id here is deliberate).
+        state = vault.update_state(rec.api_key, cas=state.version, pending=None, adopted_id=None)
+    return replace(rec, state=state, staged=False)
+
+
+def _write_current(io: RunIO, rec: RunRecord) -> int:
+    assert rec.new_secret is not None
+    assert rec.new_id is not None
+    vault = io.deps.vault
+    cas = rec.record.version if rec.record else 0
+    try:
+        return vault.write_current(
+            rec.api_key, rec.new_secret, rec.new_id, cas=cas, run_id=rec.run.id
+        )
+    except VaultConflictError:
+        again = vault.read_current(rec.api_key)
+        if again is None or again.secret_id != rec.new_id:
+            raise
+        return again.version
+
+
+def revoke(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Revoke the old secret now, or defer it past the grace period (the daemon does it then)."""
+    if rec.grace_period > timedelta(0) and rec.old_id is not None:
+        revoke_after = utcnow() + rec.grace_period
+        io.deps.audit.record(
+            run_id=rec.run.id,
+            api_key=rec.api_key,
+            step=Step.REVOKE,
+            outcome="deferred",
+            started_at=utcnow(),
+            secret_id=rec.old_id,
+            detail={"revoke_after": iso(revoke_after)},
+        )
+        log.info("rotation_promoted", revoke_after=iso(revoke_after))
+        return replace(rec, revoke_after=revoke_after)
+    return revoke_now(io, rec)
+
+
+def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Revoke the old secret (emergency: every secret but the new one); confirm by listing."""
+    assert rec.new_id is not None
+    deps = io.deps
+    with io.step(Step.REVOKE) as report:
+        record = deps.vault.read_current(rec.api_key)
+        if record is None or record.secret_id != rec.new_id:
+            raise RotationError(f"{rec.api_key}: the new secret is not current in Vault")
+        # Rotating the primary: its old secret may be the one being revoked, so use the new.
+        # Otherwise the primary's current one, re-read if refused (a concurrent rotation of
+        # the primary may revoke it while this step waits out a 429: see RunIO.as_admin).
+        if rec.api_key == deps.primary:
+            io.admin = Credentials(deps.primary, record.api_secret)
+        else:
+            io.refresh_admin()
+        targets = _revoke_targets(io, rec)
+        for secret_id in targets:
+            # Already gone (a resumed run, or revoked by hand) is fine: the goal holds.
+            with suppress(VonageNotFoundError):
+                report.request_id = io.revoke(rec.api_key, secret_id)
+        remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
+        report.detail = {"revoked": targets, "remaining": remaining}
+        _check_revoked(rec, targets, remaining)
+        io.close_superseded(rec, set(remaining))
+        state = deps.vault.read_state(rec.api_key)
+        if state.previous is not None and state.previous.secret_id not in remaining:
+            state = deps.vault.update_state(rec.api_key, cas=state.version, previous=None)
+        report.vault_version = state.version
+    return replace(rec, state=state)
+
+
+def _revoke_targets(io: RunIO, rec: RunRecord) -> list[str]:
+    if rec.emergency:
+        # Everything but the new secret goes, including any added since inspect.
+        ids = [s.id for s in io.list_secrets(rec.api_key)[0]]
+        if rec.new_id not in ids:
+            raise RotationError(f"{rec.api_key}: the new secret {rec.new_id} is not on Vonage")
+        return [i for i in ids if i != rec.new_id]
+    # The old id is known from inspect; the listing afterwards confirms the result.
+    return [rec.old_id] if rec.old_id and rec.old_id != rec.new_id else []
+
+
+def _check_revoked(rec: RunRecord, targets: list[str], remaining: list[str]) -> None:
+    if rec.new_id not in remaining:
+        raise RotationError(f"{rec.api_key}: the new secret {rec.new_id} is not on Vonage")
+    leftover = [i for i in remaining if i != rec.new_id]
+    survived = [i for i in targets if i in leftover]
+    if (rec.emergency and leftover) or survived:
+        # A DELETE that "succeeded" without effect: keep the old value in Vault (never a
+        # secret on Vonage without its value) and leave the run for the next one.
+        raise RotationError(f"{rec.api_key}: secrets {survived or leftover} survived revocation")
+    if leftover:
+        log.warning("unknown_secret_left", secret_ids=leftover)
+
+
+TABLE = (
+    (Step.INSPECT, inspect),
+    (Step.MAKE_ROOM, make_room_step),
+    (Step.GENERATE, generate),
+    (Step.STAGE, stage),
+    (Step.CREATE, create),
+    (Step.VERIFY, verify),
+    (Step.PROMOTE, promote),
+    (Step.REVOKE, revoke),
+)
+
+
+def walk(io: RunIO, rec: RunRecord, start: Step = Step.INSPECT) -> Run:
+    """Run the table from ``start`` to the end, then close the run: revoked → succeeded,
+    revocation deferred → awaiting revoke (the daemon finishes it after the grace period)."""
+    names = [step for step, _ in TABLE]
+    rec = io.checkpoint(rec)
+    for _, step in TABLE[names.index(start) :]:
+        rec = io.checkpoint(step(io, rec))
+    if rec.revoke_after is not None:
+        return io.deps.audit.finish_run(
+            rec.run.id, RunStatus.AWAITING_REVOKE, revoke_after=rec.revoke_after
+        )
+    log.info("rotation_succeeded", new_secret_id=rec.new_id)
+    return io.deps.audit.finish_run(rec.run.id, RunStatus.SUCCEEDED)
