@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from rotator.cli import app, die, get_config
-from rotator.errors import RotatorError
+from rotator.commands.context import get_config
 
 
-@app.command("run")
 def run_daemon(
     once: Annotated[
         bool,
@@ -27,13 +25,6 @@ def run_daemon(
     to stdout, as JSON lines unless logging.format is console (or auto on a terminal)."""
     from rotator.daemon import Daemon
 
-    try:
-        config = get_config(log_stream=sys.stdout)
-    except RotatorError as exc:
-        die(exc)
-    daemon = Daemon(config)
-    try:
-        code = daemon.run_once() if once else daemon.run()
-    except RotatorError as exc:
-        die(exc)
+    daemon = Daemon(get_config(log_stream=sys.stdout))
+    code = daemon.run_once() if once else daemon.run()
     raise typer.Exit(code)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,9 +21,10 @@ import pytest
 
 from rotator import db
 from rotator.audit import AuditLog, Run
-from rotator.devserver import OpenBaoDevServer
-from rotator.simulator import VonageSimulator
-from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World, _pg_database
+from rotator.devtools.devserver import OpenBaoDevServer
+from rotator.devtools.polling import wait_until
+from rotator.devtools.simulator import VonageSimulator
+from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World, pg_database
 
 T = TypeVar("T")
 
@@ -42,14 +42,10 @@ FAST = {
 
 def wait_for(condition: Callable[[], T], *, timeout: float = 20.0, what: str = "condition") -> T:
     """Poll ``condition`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
+    try:
+        return wait_until(condition, timeout=timeout, what=what)
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
 
 
 def add_subaccounts(sim: VonageSimulator, count: int, start: int = 3) -> list[str]:
@@ -181,7 +177,7 @@ def own_world(
         VonageSimulator(
             primary_api_key=PRIMARY, primary_secret=PRIMARY_SECRET, subaccounts=subaccounts
         ) as sim,
-        contextmanager(_pg_database)() as url,
+        pg_database() as url,
     ):
         world = World(sim, openbao, vault_admin, url, tmp_path)
         world.configure(**FAST).configure(**sections)
