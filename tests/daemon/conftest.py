@@ -193,10 +193,13 @@ def start_daemon(
     *,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
+    directory: Path | None = None,
 ) -> DaemonProcess:
-    config = world.tmp_path / f"{name}.yaml"
+    """`rotator run` on a copy of the world's config; config and log in ``directory``."""
+    directory = directory or world.tmp_path
+    config = directory / f"{name}.yaml"
     config.write_text(world.config_file().read_text())
-    return DaemonProcess(config, world.tmp_path / f"{name}.log", env=env, args=args)
+    return DaemonProcess(config, directory / f"{name}.log", env=env, args=args)
 
 
 def open_audit(world: World) -> AuditLog:
@@ -210,16 +213,8 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Start `rotator run` processes (killed at teardown if still alive)."""
     started: list[DaemonProcess] = []
 
-    def start(
-        world: World,
-        name: str = "daemon",
-        *,
-        env: dict[str, str] | None = None,
-        args: tuple[str, ...] = (),
-    ) -> DaemonProcess:
-        config = tmp_path / f"{name}.yaml"
-        config.write_text(world.config_file().read_text())
-        process = DaemonProcess(config, tmp_path / f"{name}.log", env=env, args=args)
+    def start(world: World, name: str = "daemon", **options: Any) -> DaemonProcess:
+        process = start_daemon(world, name, directory=tmp_path, **options)
         started.append(process)
         return process
 
