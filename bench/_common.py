@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -26,8 +25,10 @@ from typing import Any
 import hvac
 import yaml
 
-from rotator.devserver import OpenBaoDevServer, free_port
-from rotator.simulator import VonageSimulator
+from rotator.devtools.devserver import OpenBaoDevServer, free_port
+from rotator.devtools.postgres import throwaway_database
+from rotator.devtools.simulator import VonageSimulator
+from rotator.devtools.stackconfig import merge, stack_config
 
 PRIMARY = "abcd1234"
 PRIMARY_SECRET = "Primary1Secret"  # the simulator's seeded secret, known to the bench only
@@ -117,7 +118,7 @@ def stack(
         database_url = (
             f"sqlite:///{workdir / 'rotator.db'}"
             if database == "sqlite"
-            else stop.enter_context(_postgres_database())
+            else stop.enter_context(throwaway_database(PG_ADMIN_DSN, prefix="rotator_bench_"))
         )
         data = merge(base_config(sim, bao, database_url), config or {})
         world = Stack(sim=sim, bao=bao, workdir=workdir, database_url=database_url, data=data)
@@ -126,53 +127,21 @@ def stack(
 
 
 def base_config(sim: VonageSimulator, bao: OpenBaoDevServer, database_url: str) -> dict[str, Any]:
-    return {
-        "vonage": {
-            "primary_api_key": PRIMARY,
-            "api_url": sim.api_url,
-            "rest_url": sim.rest_url,
-            "timeout": "10s",
+    base = stack_config(
+        sim,
+        vault_url=bao.url,
+        vault_auth={"method": "token", "token_env": TOKEN_ENV},
+        database_url=database_url,
+    )
+    return merge(
+        base,
+        {
+            "vonage": {"timeout": "10s"},
+            "rotation": {"verify_timeout": "60s"},
+            "http": {"listen": f"127.0.0.1:{free_port()}"},
+            "logging": {"format": "json", "level": "info"},
         },
-        "vault": {
-            "url": bao.url,
-            "auth": {"method": "token", "token_env": TOKEN_ENV},
-            "mount": "secret",
-            "path_prefix": "vonage",
-            "state_prefix": "rotator-state",
-        },
-        "database": {"url": database_url},
-        "rotation": {"verify_timeout": "60s"},
-        "http": {"listen": f"127.0.0.1:{free_port()}"},
-        "logging": {"format": "json", "level": "info"},
-    }
-
-
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-@contextmanager
-def _postgres_database() -> Iterator[str]:
-    import psycopg
-
-    name = f"rotator_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    )
 
 
 # -- reporting ------------------------------------------------------------------------------

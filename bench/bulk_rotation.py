@@ -28,7 +28,7 @@ from bench import naive_baseline
 from bench._common import PRIMARY, Stack, now, parser, run, stack, table
 from rotator import db
 from rotator.audit import AuditLog, RunStatus
-from rotator.simulator import CallRecord
+from rotator.devtools.simulator import CallRecord
 
 KINDS = (
     ("list", "GET", re.compile(r"/accounts/[^/]+/secrets$")),

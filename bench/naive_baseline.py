@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from bench._common import PRIMARY, PRIMARY_SECRET, parser, sub_key, sub_secret, table
-from rotator.simulator import VonageSimulator
+from rotator.devtools.simulator import VonageSimulator
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,13 @@ import time
 from bench._common import REPO, machine, parser
 
 FULL: dict[str, list[str]] = {
+    "startup": [],
     "bulk_rotation": [],
     "footprint": [],
     "emergency_latency": [],
 }
 QUICK: dict[str, list[str]] = {
+    "startup": ["--reps", "1"],
     "bulk_rotation": ["--keys", "5", "--latency", "0", "--rate", "1000", "--runs", "1"],
     "footprint": ["--keys", "5", "--window", "1", "--settle", "0", "--no-restart"],
     "emergency_latency": ["--reps", "1", "--propagation", "0"],

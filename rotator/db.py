@@ -8,18 +8,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from rotator.errors import DatabaseError
+
+if TYPE_CHECKING:  # Alembic is imported only when migrating (start-up speed, issue 12)
+    from alembic.config import Config as AlembicConfig
+
+# The newest migration in migrations/versions; tests/test_db_head.py keeps it equal to Alembic's.
+SCHEMA_HEAD = "0002"
 
 
 def migrations_dir() -> Path:
@@ -107,6 +109,8 @@ def translate_errors(what: str, engine: Engine | None = None) -> Iterator[None]:
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["connection"] = connection
@@ -138,6 +142,8 @@ def upgrade(engine: Engine) -> str | None:
     PostgreSQL an advisory lock makes the others wait and then find the schema at head (two
     concurrent CREATE TABLEs would otherwise fail); SQLite's BEGIN IMMEDIATE already serializes.
     """
+    from alembic import command
+
     with translate_errors("migrate the database", engine), engine.begin() as connection:
         if is_postgres(engine):
             connection.execute(
@@ -147,18 +153,35 @@ def upgrade(engine: Engine) -> str | None:
     return current_revision(engine)
 
 
+def at_head(engine: Engine) -> bool:
+    """Whether the schema is at ``SCHEMA_HEAD``: one query, no Alembic (the common case)."""
+    with translate_errors("read the schema version", engine), engine.connect() as connection:
+        try:
+            found = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+            return list(found.scalars()) == [SCHEMA_HEAD]
+        except SQLAlchemyError:  # no version table yet: a new database
+            return False
+
+
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with translate_errors("read the schema version", engine), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def head_revision() -> str | None:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(migrations_dir()))
     return ScriptDirectory.from_config(config).get_current_head()
 
 
 def require_migrated(engine: Engine) -> None:
+    if at_head(engine):
+        return
     current, head = current_revision(engine), head_revision()
     if current != head:
         raise DatabaseError(

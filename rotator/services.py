@@ -36,7 +36,8 @@ class Services:
 def open_database(config: Config, *, migrate: bool = True) -> Engine:
     engine = db.make_engine(config.database.url)
     if migrate:
-        db.upgrade(engine)
+        if not db.at_head(engine):  # one query; Alembic is loaded only to migrate
+            db.upgrade(engine)
     else:
         db.require_migrated(engine)
     return engine

@@ -1,4 +1,4 @@
-# Shared by scripts/test and scripts/demo. Idempotent: a second run reuses what is there.
+# Shared by scripts/test, scripts/demo and scripts/chaos. Idempotent: a second run reuses what is there.
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 ensure_venv() {  # $1: extras, e.g. "dev" or "openbao"
@@ -15,12 +15,17 @@ ensure_venv() {  # $1: extras, e.g. "dev" or "openbao"
   fi
 }
 
+ensure_postgres_tools() {  # the server binaries (initdb, pg_ctl), installed if missing
+  if command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+  then return 0; fi
+  step "installing PostgreSQL"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+}
+
 ensure_postgres() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
   step "starting PostgreSQL"
-  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
-  fi
+  ensure_postgres_tools
   local version
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
   pg_ctlcluster --skip-systemctl-redirect "$version" main start || true

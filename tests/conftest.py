@@ -6,20 +6,22 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import hvac
-import psycopg
 import pytest
 import yaml
 
 from rotator import db
 from rotator.config import Config, parse_config
-from rotator.devserver import OpenBaoDevServer
+from rotator.devtools.devserver import OpenBaoDevServer
+from rotator.devtools.postgres import throwaway_database
+from rotator.devtools.simulator import VonageSimulator
+from rotator.devtools.stackconfig import merge, stack_config
 from rotator.secret import known_values
 from rotator.services import Services, build
-from rotator.simulator import VonageSimulator
 from tests.secretscan import SecretLedger, database_dump, world_secret_values
 
 LEDGER = SecretLedger()
@@ -72,19 +74,9 @@ def vault_admin(openbao: OpenBaoDevServer) -> hvac.Client:
     return hvac.Client(url=openbao.url, token=openbao.root_token.reveal())
 
 
-def _pg_database() -> Iterator[str]:
-    name = f"rotator_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+def pg_database() -> AbstractContextManager[str]:
+    """An empty PostgreSQL database of its own, dropped on the way out."""
+    return throwaway_database(PG_ADMIN_DSN, prefix="rotator_t_")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -93,7 +85,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'rotator.db'}"
     else:
-        yield from _pg_database()
+        with pg_database() as url:
+            yield url
 
 
 @pytest.fixture
@@ -103,7 +96,8 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    yield from _pg_database()
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -122,35 +116,23 @@ def sim() -> Iterator[VonageSimulator]:
 def config_data(
     sim: VonageSimulator, openbao: OpenBaoDevServer, database_url: str, prefix: str
 ) -> dict[str, Any]:
-    return {
-        "vonage": {
-            "primary_api_key": sim.primary_api_key,
-            "api_url": sim.api_url,
-            "rest_url": sim.rest_url,
-            "timeout": "10s",  # generous: a loaded CI machine must not turn into a fault test
-            "max_calls_per_second": 1000,
+    base = stack_config(
+        sim,
+        vault_url=openbao.url,
+        vault_auth={"method": "token", "token_env": TOKEN_ENV},
+        database_url=database_url,
+        path_prefix=f"{prefix}/vonage",
+        state_prefix=f"{prefix}/rotator-state",
+    )
+    return merge(
+        base,
+        {
+            # generous: a loaded CI machine must not turn into a fault test
+            "vonage": {"timeout": "10s", "max_calls_per_second": 1000},
+            "rotation": {"verify_timeout": "10s", "lease_ttl": "30s"},
+            "logging": {"format": "json", "level": "debug"},
         },
-        "vault": {
-            "url": openbao.url,
-            "auth": {"method": "token", "token_env": TOKEN_ENV},
-            "mount": "secret",
-            "path_prefix": f"{prefix}/vonage",
-            "state_prefix": f"{prefix}/rotator-state",
-        },
-        "database": {"url": database_url},
-        "rotation": {"verify_timeout": "10s", "lease_ttl": "30s"},
-        "logging": {"format": "json", "level": "debug"},
-    }
-
-
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    )
 
 
 class World:

@@ -1,6 +1,6 @@
-"""The benchmark scripts in bench/ still run: each one, at a tiny size, as a subprocess (all three
-at once, to keep this quick). Only that they finish and print their table is checked here; their
-numbers are for bench/RESULTS.md, never asserted."""
+"""The benchmark scripts in bench/ still run: each one, at a tiny size, as a subprocess (all of
+them at once, to keep this quick). Only that they finish and print their table is checked here;
+their numbers are for bench/RESULTS.md, never asserted."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ SCRIPTS = {
     "bulk_rotation": ["--keys", "5", "--latency", "0", "--rate", "1000", "--runs", "1"],
     "footprint": ["--keys", "5", "--window", "0.5", "--settle", "0", "--no-restart"],
     "emergency_latency": ["--reps", "1", "--propagation", "0"],
+    "startup": ["--reps", "1"],
 }
 
 
@@ -88,3 +89,13 @@ def test_emergency_latency_prints_a_row_per_propagation_delay(
     (row,) = rows(result.stdout, "propagation s")
     assert row["runs"] == "1"
     assert row["failures"] == "0"
+
+
+def test_startup_prints_a_row_per_measurement(
+    outputs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """bench.startup exits 0 with the import row and the `rotator --help` row."""
+    result = outputs["startup"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = {row["what"] for row in rows(result.stdout, "what")}
+    assert {"import rotator.cli (importtime)", "rotator --help"} <= measured

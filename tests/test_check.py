@@ -7,7 +7,7 @@ from typing import Any
 import hvac
 import pytest
 
-from rotator.devserver import free_port
+from rotator.devtools.devserver import free_port
 from tests.conftest import World
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -20,7 +20,7 @@ import pytest
 from rotator.audit import AuditLog, RunStatus
 from rotator.config import load_config
 from rotator.db import make_engine
-from rotator.simulator import DEFAULT_SEED
+from rotator.devtools.simulator import DEFAULT_SEED
 
 pytestmark = pytest.mark.slow
 

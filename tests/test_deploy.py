@@ -37,7 +37,7 @@ from rotator.config import (
     load_config,
     parse_config,
 )
-from rotator.devserver import OpenBaoDevServer, find_bao, free_port
+from rotator.devtools.devserver import OpenBaoDevServer, find_bao, free_port
 from tests.conftest import PRIMARY, PRIMARY_SECRET, World
 
 ROOT = Path(__file__).resolve().parent.parent

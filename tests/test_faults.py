@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from rotator.audit import Run, RunStatus
+from rotator.devtools.simulator import Fault
 from rotator.errors import RotatorError
 from rotator.rotation import Outcome, Rotator
 from rotator.services import Services
-from rotator.simulator import Fault
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
 from tests.invariants import violations
 

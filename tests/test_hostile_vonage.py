@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from rotator.config import VonageConfig
+from rotator.devtools.simulator import Fault, VonageSimulator
 from rotator.errors import (
     InvalidIdentifierError,
     VonageInvalidIdentifierError,
@@ -20,7 +21,6 @@ from rotator.errors import (
 )
 from rotator.ratelimit import RateLimiter
 from rotator.secret import Credentials, Secret
-from rotator.simulator import Fault, VonageSimulator
 from rotator.vonage import VonageClient
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
 

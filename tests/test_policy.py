@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rotator import policy
-from rotator.simulator import secret_problems
+from rotator.devtools.simulator import secret_problems
 
 ALLOWED = st.integers(min_value=policy.MIN_LENGTH, max_value=policy.MAX_LENGTH)
 

@@ -1,1 +1,1 @@
-"""CLI commands by feature area; each module registers its commands on ``rotator.cli.app``."""
+"""CLI commands by feature area; ``rotator.cli`` registers them on its ``app``."""

@@ -7,13 +7,11 @@ from typing import Annotated
 
 import typer
 
-from rotator.cli import app, default_actor, die, get_config
-from rotator.errors import ConfigError, RotatorError
+from rotator.commands.context import default_actor, get_config
+from rotator.errors import ConfigError
 from rotator.secret import Secret
-from rotator.services import build
 
 
-@app.command()
 def adopt(
     api_key: Annotated[str, typer.Argument(help="The key rotator cannot tell about.")],
     secret_id: Annotated[str, typer.Option(help="The Vonage secret id applications use now.")],
@@ -29,17 +27,15 @@ def adopt(
 ) -> None:
     """Tell rotator which Vonage secret is current, for a key it cannot tell (audited)."""
     from rotator.adoption import adopt as do_adopt
+    from rotator.services import build
 
     value = None
     if secret_env is not None:
         raw = os.environ.get(secret_env)
         if not raw:
-            die(ConfigError(f"--secret-env: environment variable {secret_env} is not set"))
+            raise ConfigError(f"--secret-env: environment variable {secret_env} is not set")
         value = Secret(raw)
-    try:
-        services = build(get_config())
-    except RotatorError as exc:
-        die(exc)
+    services = build(get_config())
     try:
         adopted = do_adopt(
             services,
@@ -49,8 +45,6 @@ def adopt(
             reason=reason,
             value=value,
         )
-    except RotatorError as exc:
-        die(exc)
     finally:
         services.close()
     how = (

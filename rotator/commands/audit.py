@@ -8,19 +8,18 @@ import json
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from rotator.audit import AuditLog, Run, RunStatus
-from rotator.cli import app, console, die, get_config
+from rotator.commands.context import console, get_config
 from rotator.durations import parse_duration
-from rotator.errors import ConfigError, RotatorError
-from rotator.services import open_database
+from rotator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rotator.audit import AuditLog, Run, RunStatus
 
 audit_app = typer.Typer(help="Read and verify the audit log.", invoke_without_command=True)
-app.add_typer(audit_app, name="audit")
 
 
 class Format(StrEnum):
@@ -45,14 +44,29 @@ def _moment(text: str | None, option: str) -> datetime | None:
     try:
         return datetime.now(UTC) - parse_duration(text)
     except ValueError:
-        die(ConfigError(f"{option}: {text!r} is neither an ISO date/time nor a duration like 7d"))
+        raise ConfigError(
+            f"{option}: {text!r} is neither an ISO date/time nor a duration like 7d"
+        ) from None
+
+
+def _statuses(names: list[str] | None) -> list[RunStatus] | None:
+    """``--outcome`` values as statuses (checked here, so the option costs no import)."""
+    from rotator.audit import RunStatus
+
+    if not names:
+        return None
+    known = [str(s) for s in RunStatus]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"--outcome: {unknown[0]!r} is not one of {', '.join(known)}")
+    return [RunStatus(n) for n in names]
 
 
 def _audit_log() -> AuditLog:
-    try:
-        return AuditLog(open_database(get_config(), migrate=False))
-    except RotatorError as exc:
-        die(exc)
+    from rotator.audit import AuditLog
+    from rotator.services import open_database
+
+    return AuditLog(open_database(get_config(), migrate=False))
 
 
 @audit_app.callback()
@@ -62,7 +76,10 @@ def audit(
     run: Annotated[str | None, typer.Option("--run", help="Only this run (id or prefix).")] = None,
     since: Annotated[str | None, typer.Option(help="From (ISO time, or e.g. 7d ago).")] = None,
     until: Annotated[str | None, typer.Option(help="Until (ISO time, or e.g. 1d ago).")] = None,
-    outcome: Annotated[list[RunStatus] | None, typer.Option(help="Only these statuses.")] = None,
+    outcome: Annotated[
+        list[str] | None,
+        typer.Option(help="Only runs with this status (repeatable): succeeded, failed, ..."),
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 100,
     output: Annotated[Format, typer.Option("--format", help="table, json (lines) or csv.")] = (
         Format.table
@@ -72,21 +89,19 @@ def audit(
     """List rotation runs, newest first."""
     if ctx.invoked_subcommand is not None:
         return
+    statuses = _statuses(outcome)
     log = _audit_log()
-    try:
-        if run is not None:
-            found = log.find_run(run)
-            runs = [found] if found else []
-        else:
-            runs = log.runs(
-                api_key=api_key,
-                statuses=outcome or None,
-                since=_moment(since, "--since"),
-                until=_moment(until, "--until"),
-                limit=limit,
-            )
-    except RotatorError as exc:
-        die(exc)
+    if run is not None:
+        found = log.find_run(run)
+        runs = [found] if found else []
+    else:
+        runs = log.runs(
+            api_key=api_key,
+            statuses=statuses,
+            since=_moment(since, "--since"),
+            until=_moment(until, "--until"),
+            limit=limit,
+        )
     _print_runs(runs, Format.json if as_json else output)
 
 
@@ -100,6 +115,10 @@ def _print_runs(runs: list[Run], output: Format) -> None:
         for r in runs:
             writer.writerow(r.to_json())
     else:
+        from rich.table import Table
+
+        from rotator.audit import RunStatus
+
         table = Table()
         for column in ("run", "key", "trigger", "status", "actor", "started", "old → new", "error"):
             table.add_column(column)
@@ -125,13 +144,10 @@ def show(
 ) -> None:
     """Tell one run step by step."""
     log = _audit_log()
-    try:
-        run = log.find_run(run_id)
-        if run is None:
-            die(ConfigError(f"no run (or more than one) matches {run_id!r}"))
-        events = log.events(run_id=run.id)
-    except RotatorError as exc:
-        die(exc)
+    run = log.find_run(run_id)
+    if run is None:
+        raise ConfigError(f"no run (or more than one) matches {run_id!r}")
+    events = log.events(run_id=run.id)
     if as_json:
         typer.echo(json.dumps({**run.to_json(), "events": [e.to_json() for e in events]}, indent=2))
         return
@@ -161,11 +177,7 @@ def show(
 @audit_app.command("verify")
 def verify() -> None:
     """Walk the hash chain; exit 1 and name the first altered, deleted or reordered row."""
-    log = _audit_log()
-    try:
-        report = log.verify_chain()
-    except RotatorError as exc:
-        die(exc)
+    report = _audit_log().verify_chain()
     if report.ok:
         typer.echo(f"audit chain verified: {report.checked} events, head {report.head}")
         return

@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from rotator.cli import app, die, get_config
-from rotator.errors import RotatorError
+from rotator.commands.context import get_config
 
 
-@app.command("run")
 def run_daemon(
     once: Annotated[
         bool,
@@ -28,13 +26,6 @@ def run_daemon(
     from rotator.daemon import Daemon
     from rotator.devtools import pausepoints
 
-    try:
-        config = get_config(log_stream=sys.stdout)
-    except RotatorError as exc:
-        die(exc)
-    daemon = Daemon(config, boundary=pausepoints.from_environment())
-    try:
-        code = daemon.run_once() if once else daemon.run()
-    except RotatorError as exc:
-        die(exc)
+    daemon = Daemon(get_config(log_stream=sys.stdout), boundary=pausepoints.from_environment())
+    code = daemon.run_once() if once else daemon.run()
     raise typer.Exit(code)

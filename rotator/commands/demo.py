@@ -11,15 +11,12 @@ from typing import Annotated
 
 import typer
 
-from rotator import logs
-from rotator.cli import app, console, die
-from rotator.errors import RotatorError
+from rotator.commands.context import console
 
 INTERRUPTED = 130
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-@app.command()
 def demo(
     keep_running: Annotated[
         bool,
@@ -54,7 +51,8 @@ def demo(
     audit trail, verifies the audit hash chain, then stops everything (also on Ctrl-C).
     Secret values are never printed.
     """
-    from rotator import demo as steps
+    from rotator import logs
+    from rotator.devtools import demo as steps
 
     out = console()
     logs.configure(format="console", level="warning", stream=sys.stderr)
@@ -96,8 +94,6 @@ def demo(
     except KeyboardInterrupt:
         out.print("\n[yellow]Interrupted[/]: stopped OpenBao and the simulator.")
         raise typer.Exit(INTERRUPTED) from None
-    except RotatorError as exc:
-        die(exc)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

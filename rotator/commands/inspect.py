@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from rotator.cli import app, console, die, get_config, print_json, state
+from rotator.commands.context import console, get_config, options, print_json
 from rotator.durations import format_duration
 from rotator.errors import RotatorError
-from rotator.inspection import KeyView, account_keys, admin_credentials, observe
-from rotator.services import Services, build
+
+if TYPE_CHECKING:
+    from rotator.inspection import KeyView
+    from rotator.services import Services
 
 
 def _views(services: Services, api_key: str | None, *, emergency: bool = False) -> list[KeyView]:
+    from rotator.inspection import account_keys, admin_credentials, observe
+
     admin = admin_credentials(services)
     keys = [api_key] if api_key else account_keys(services, admin)
     return [observe(services, key, admin=admin, emergency=emergency) for key in keys]
@@ -37,14 +40,11 @@ def _next_due(services: Services, view: KeyView) -> datetime | None:
 
 
 def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
-    try:
-        services = build(get_config())
-    except RotatorError as exc:
-        die(exc)
+    from rotator.services import build
+
+    services = build(get_config())
     try:
         views = _views(services, api_key, emergency=emergency)
-    except RotatorError as exc:
-        die(exc)
     finally:
         services.close()
     if as_json:
@@ -84,7 +84,6 @@ def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
                 out.print(f"    {number}. {action}")
 
 
-@app.command()
 def plan(
     api_key: Annotated[str | None, typer.Argument(help="One key (default: every key).")] = None,
     emergency: Annotated[bool, typer.Option(help="Plan an emergency rotation.")] = False,
@@ -94,18 +93,16 @@ def plan(
     show_plans(api_key, emergency=emergency, as_json=as_json)
 
 
-@app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
     """Every key: secret count, current secret and age, last run, next due, lease holder."""
-    try:
-        services = build(get_config())
-    except RotatorError as exc:
-        die(exc)
+    from rich.table import Table
+
+    from rotator.services import build
+
+    services = build(get_config())
     try:
         views = _views(services, None)
         dues = {v.api_key: _next_due(services, v) for v in views}
-    except RotatorError as exc:
-        die(exc)
     finally:
         services.close()
     if as_json:
@@ -137,7 +134,6 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
     console().print(table)
 
 
-@app.command()
 def check() -> None:
     """Validate the config and connectivity; one actionable line per problem."""
     try:
@@ -147,7 +143,7 @@ def check() -> None:
         raise typer.Exit(2) from None
     from rotator.checks import run_checks
 
-    results = run_checks(config, config_path=state.config_path)
+    results = run_checks(config, config_path=options.config_path)
     for result in results:
         typer.echo(f"{result.label} {result.area}: {result.message}")
     if not all(r.ok for r in results):

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rotator.audit import Trigger
-from rotator.cli import app, default_actor, die, get_config, print_json, run_line
-from rotator.devtools import pausepoints
-from rotator.errors import ConfigError, RotatorError
-from rotator.lease import LeaseInfo
-from rotator.rotation import Outcome
-from rotator.services import Services, build
+from rotator.commands.context import default_actor, get_config, print_json, run_line
+from rotator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rotator.lease import LeaseInfo
+    from rotator.rotation import Outcome
+    from rotator.services import Services
 
 EMERGENCY_WAIT = 300.0
 
 
-@app.command()
 def rotate(
     api_key: Annotated[
         str | None, typer.Argument(help="The API key to rotate (primary or subaccount).")
@@ -48,18 +47,18 @@ def rotate(
 ) -> None:
     """Rotate now. Exit 0 only when every new secret is current and verified."""
     if (api_key is None) == (not all_keys):
-        die(ConfigError("give one API_KEY or --all"))
+        raise ConfigError("give one API_KEY or --all")
     if emergency and not reason:
-        die(ConfigError("--emergency needs --reason (it goes in the audit log and the alert)"))
+        raise ConfigError("--emergency needs --reason (it goes in the audit log and the alert)")
     if dry_run:
         from rotator.commands.inspect import show_plans
 
         show_plans(api_key, emergency=emergency, as_json=as_json)
         return
-    try:
-        services = build(get_config(), boundary=pausepoints.from_environment())
-    except RotatorError as exc:
-        die(exc)
+    from rotator.devtools import pausepoints
+    from rotator.services import build
+
+    services = build(get_config(), boundary=pausepoints.from_environment())
     try:
         keys = _keys(services, api_key)
         if wait is None and emergency:
@@ -80,10 +79,7 @@ def _keys(services: Services, api_key: str | None) -> list[str]:
         return [api_key]
     from rotator.inspection import account_keys
 
-    try:
-        return account_keys(services)
-    except RotatorError as exc:
-        die(exc)
+    return account_keys(services)
 
 
 def _rotate_one(
@@ -102,18 +98,17 @@ def _rotate_one(
             err=True,
         )
 
-    try:
-        outcome = services.rotator.rotate(
-            api_key,
-            trigger=Trigger.MANUAL,
-            actor=actor or default_actor(),
-            reason=reason,
-            emergency=emergency,
-            lock_wait=timedelta(seconds=wait) if wait is not None else None,
-            on_wait=waiting,
-        )
-    except RotatorError as exc:
-        die(exc)
+    from rotator.audit import Trigger
+
+    outcome = services.rotator.rotate(
+        api_key,
+        trigger=Trigger.MANUAL,
+        actor=actor or default_actor(),
+        reason=reason,
+        emergency=emergency,
+        lock_wait=timedelta(seconds=wait) if wait is not None else None,
+        on_wait=waiting,
+    )
     _alert(services, outcome)
     if not quiet:
         for old in outcome.resumed:

@@ -1,6 +1,5 @@
-"""``rotator simulate``: the Vonage API simulator as a command."""
+"""``rotator simulate``: the Vonage API simulator, a development tool, as a command."""
 
-from rotator.cli import app
-from rotator.simulator.cli import simulate
+from rotator.devtools.simulate import simulate
 
-app.command("simulate", help="Run the Vonage API simulator (for dry runs and demos).")(simulate)
+__all__ = ["simulate"]

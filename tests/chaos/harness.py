@@ -35,7 +35,8 @@ import yaml
 
 from rotator import db
 from rotator.audit import AuditLog, Run, RunStatus
-from rotator.simulator import Fault, VonageSimulator
+from rotator.devtools.simulator import Fault, VonageSimulator
+from rotator.devtools.stackconfig import merge, stack_config
 from tests.chaos.invariants import MOUNT, PATH_PREFIX, STATE_PREFIX, key_violations, violations
 from tests.chaos.plan import KINDS, SYNC_BOUNDARY, Planner, RunPlan, Strike
 from tests.chaos.servers import OpenBaoServer, PostgresCluster, ServerError, VaultProxy
@@ -638,30 +639,28 @@ class ChaosHarness:
     def _write_config(
         self, path: Path, *, vonage_timeout: float, verify_timeout: float, vault_url: str
     ) -> Path:
-        data = {
-            "vonage": {
-                "primary_api_key": PRIMARY,
-                "api_url": self.sim.api_url,
-                "rest_url": self.sim.rest_url,
-                "timeout": f"{vonage_timeout}s",
-                "max_calls_per_second": 200,
+        base = stack_config(
+            self.sim,
+            vault_url=vault_url,
+            vault_auth={"method": "token", "token_file": str(self.bao.token_file)},
+            database_url=self.pg.url,
+            path_prefix=PATH_PREFIX,
+            state_prefix=STATE_PREFIX,
+            mount=MOUNT,
+        )
+        data = merge(
+            base,
+            {
+                "vonage": {"timeout": f"{vonage_timeout}s", "max_calls_per_second": 200},
+                "vault": {"timeout": "3s"},
+                "rotation": {
+                    "verify_timeout": f"{verify_timeout}s",
+                    "grace_period": "0s",
+                    "lease_ttl": f"{LEASE_TTL:g}s",
+                },
+                "logging": {"format": "json", "level": "info"},
             },
-            "vault": {
-                "url": vault_url,
-                "auth": {"method": "token", "token_file": str(self.bao.token_file)},
-                "mount": MOUNT,
-                "path_prefix": PATH_PREFIX,
-                "state_prefix": STATE_PREFIX,
-                "timeout": "3s",
-            },
-            "database": {"url": self.pg.url},
-            "rotation": {
-                "verify_timeout": f"{verify_timeout}s",
-                "grace_period": "0s",
-                "lease_ttl": f"{LEASE_TTL:g}s",
-            },
-            "logging": {"format": "json", "level": "info"},
-        }
+        )
         path.write_text(yaml.safe_dump(data))
         return path
 

@@ -12,7 +12,7 @@ import hvac
 import hvac.exceptions
 
 from rotator.audit import AuditLog, RunStatus
-from rotator.simulator import VonageSimulator
+from rotator.devtools.simulator import VonageSimulator
 
 MOUNT = "secret"
 PATH_PREFIX = "vonage"  # the defaults, which deploy/vault/rotator-policy.hcl names

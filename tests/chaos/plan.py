@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 
-from rotator.simulator import Fault
+from rotator.devtools.simulator import Fault
 
 VONAGE_KINDS = (
     "vonage_5xx",

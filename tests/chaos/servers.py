@@ -22,7 +22,6 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,9 @@ import httpx
 import hvac
 import psycopg
 
-from rotator.devserver import find_bao, free_port
+from rotator.devtools.devserver import find_bao, free_port
+from rotator.devtools.polling import wait_until
+from rotator.devtools.processes import stop_process
 from rotator.secret import Secret
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,14 +44,10 @@ class ServerError(RuntimeError):
 
 
 def _wait(condition: Any, *, timeout: float, what: str, poll: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise ServerError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(poll)
+    try:
+        return wait_until(condition, timeout=timeout, what=what, poll=poll)
+    except TimeoutError as exc:
+        raise ServerError(str(exc)) from None
 
 
 # -- OpenBao -----------------------------------------------------------------------------------
@@ -169,13 +166,8 @@ log_level = "warn"
         return bool(answer.get("sealed"))
 
     def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process)
         self._http.close()
 
     # tokens

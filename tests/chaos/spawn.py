@@ -235,7 +235,7 @@ def _reap(children: set[int]) -> None:
 def serve() -> None:
     """Import rotator's CLI once, then fork a child per request until stdin closes."""
     import rotator.cli
-    import rotator.commands.rotate  # noqa: F401
+    import rotator.services  # noqa: F401  (the CLI imports it lazily; the zygote pays once)
 
     children: set[int] = set()
     pending = b""

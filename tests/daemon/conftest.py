@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,9 +21,10 @@ import pytest
 
 from rotator import db
 from rotator.audit import AuditLog, Run
-from rotator.devserver import OpenBaoDevServer
-from rotator.simulator import VonageSimulator
-from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World, _pg_database
+from rotator.devtools.devserver import OpenBaoDevServer
+from rotator.devtools.polling import wait_until
+from rotator.devtools.simulator import VonageSimulator
+from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World, pg_database
 
 T = TypeVar("T")
 
@@ -42,14 +42,10 @@ FAST = {
 
 def wait_for(condition: Callable[[], T], *, timeout: float = 20.0, what: str = "condition") -> T:
     """Poll ``condition`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
+    try:
+        return wait_until(condition, timeout=timeout, what=what)
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
 
 
 def add_subaccounts(sim: VonageSimulator, count: int, start: int = 3) -> list[str]:
@@ -181,7 +177,7 @@ def own_world(
         VonageSimulator(
             primary_api_key=PRIMARY, primary_secret=PRIMARY_SECRET, subaccounts=subaccounts
         ) as sim,
-        contextmanager(_pg_database)() as url,
+        pg_database() as url,
     ):
         world = World(sim, openbao, vault_admin, url, tmp_path)
         world.configure(**FAST).configure(**sections)
@@ -197,10 +193,13 @@ def start_daemon(
     *,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
+    directory: Path | None = None,
 ) -> DaemonProcess:
-    config = world.tmp_path / f"{name}.yaml"
+    """`rotator run` on a copy of the world's config; config and log in ``directory``."""
+    directory = directory or world.tmp_path
+    config = directory / f"{name}.yaml"
     config.write_text(world.config_file().read_text())
-    return DaemonProcess(config, world.tmp_path / f"{name}.log", env=env, args=args)
+    return DaemonProcess(config, directory / f"{name}.log", env=env, args=args)
 
 
 def open_audit(world: World) -> AuditLog:
@@ -214,16 +213,8 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Start `rotator run` processes (killed at teardown if still alive)."""
     started: list[DaemonProcess] = []
 
-    def start(
-        world: World,
-        name: str = "daemon",
-        *,
-        env: dict[str, str] | None = None,
-        args: tuple[str, ...] = (),
-    ) -> DaemonProcess:
-        config = tmp_path / f"{name}.yaml"
-        config.write_text(world.config_file().read_text())
-        process = DaemonProcess(config, tmp_path / f"{name}.log", env=env, args=args)
+    def start(world: World, name: str = "daemon", **options: Any) -> DaemonProcess:
+        process = start_daemon(world, name, directory=tmp_path, **options)
         started.append(process)
         return process
 

@@ -11,8 +11,8 @@ import hvac
 import pytest
 
 from rotator.audit import AuditLog, Event, RunStatus
-from rotator.devserver import OpenBaoDevServer
-from rotator.simulator import Fault
+from rotator.devtools.devserver import OpenBaoDevServer
+from rotator.devtools.simulator import Fault
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
 from tests.daemon.conftest import (
     DaemonProcess,

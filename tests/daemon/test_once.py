@@ -13,8 +13,8 @@ import hvac
 import pytest
 
 from rotator.audit import AuditLog, RunStatus
-from rotator.devserver import OpenBaoDevServer
-from rotator.simulator import Fault
+from rotator.devtools.devserver import OpenBaoDevServer
+from rotator.devtools.simulator import Fault
 from tests.conftest import PRIMARY, SUBACCOUNTS, World
 from tests.daemon.conftest import add_subaccounts, open_audit, own_world
 

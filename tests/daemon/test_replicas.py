@@ -16,7 +16,7 @@ import hvac
 import pytest
 
 from rotator.audit import AuditLog, Run, RunStatus
-from rotator.devserver import OpenBaoDevServer
+from rotator.devtools.devserver import OpenBaoDevServer
 from tests.conftest import PRIMARY, SUBACCOUNTS, World
 from tests.daemon.conftest import (
     DaemonProcess,

@@ -15,7 +15,7 @@ import hvac
 import pytest
 
 from rotator.audit import AuditLog, Run, RunStatus
-from rotator.devserver import OpenBaoDevServer
+from rotator.devtools.devserver import OpenBaoDevServer
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
 from tests.daemon.conftest import DaemonProcess, open_audit, own_world, start_daemon, wait_for
 from tests.invariants import violations

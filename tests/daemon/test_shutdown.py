@@ -10,7 +10,7 @@ import hvac
 import pytest
 
 from rotator.audit import AuditLog, RunStatus
-from rotator.devserver import OpenBaoDevServer
+from rotator.devtools.devserver import OpenBaoDevServer
 from tests.conftest import PRIMARY, SUBACCOUNTS, World
 from tests.daemon.conftest import DaemonProcess, open_audit, own_world, start_daemon, wait_for
 from tests.invariants import violations

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rotator.simulator import VonageSimulator
+from rotator.devtools.simulator import VonageSimulator
 
 
 class FakeClock:

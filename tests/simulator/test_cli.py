@@ -17,10 +17,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from rotator.devtools.simulate import simulate
+from rotator.devtools.simulator import DEFAULT_SEED, VonageSimulator, load_seed
+from rotator.devtools.simulator.seed import seed_kwargs
 from rotator.errors import ConfigError
-from rotator.simulator import DEFAULT_SEED, VonageSimulator, load_seed
-from rotator.simulator.cli import simulate
-from rotator.simulator.seed import seed_kwargs
 
 SEED = """\
 primary: {api_key: abcd1234, secret: Primary1Secret}
@@ -202,10 +202,18 @@ def _read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float = 15.
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_python_m_serves_until_signalled(seed_file, tls, signum):
-    """``python -m rotator.simulator`` prints URLs and keys (no secrets), serves, stops cleanly."""
+    """``python -m rotator.devtools.simulator`` prints URLs and keys (no secrets), stops cleanly."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rotator.simulator", "--port", "0", "--seed", str(seed_file)],
+        [
+            sys.executable,
+            "-m",
+            "rotator.devtools.simulator",
+            "--port",
+            "0",
+            "--seed",
+            str(seed_file),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

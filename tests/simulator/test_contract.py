@@ -28,7 +28,7 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.validation.response.exceptions import InvalidData
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from rotator.simulator import VonageSimulator
+from rotator.devtools.simulator import VonageSimulator
 
 SPECS = Path(__file__).parent / "specs"
 SHARED_SPECS = Path(os.environ.get("VONAGE_SPECS_DIR", "/work/shared/specs/vonage"))

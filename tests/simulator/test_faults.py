@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from rotator.simulator import Fault
+from rotator.devtools.simulator import Fault
 
 
 def _wait_until(predicate, timeout=5.0):

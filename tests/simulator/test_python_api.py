@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from rotator.simulator import CallRecord, SimSecret, VonageSimulator
+from rotator.devtools.simulator import CallRecord, SimSecret, VonageSimulator
 
 # -- secrets stay out of output -------------------------------------------------------------------
 

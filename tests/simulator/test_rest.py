@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from rotator.simulator import SmsMessage
+from rotator.devtools.simulator import SmsMessage
 
 AUTH_FAILED = {"error-code": "401", "error-code-label": "authentication failed"}
 

@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rotator.simulator import secret_problems
+from rotator.devtools.simulator import secret_problems
 
 ORACLE = re.compile(r"(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9]).{8,25}", re.DOTALL)
 ALPHABET = st.sampled_from("aZ9_-!é ")

@@ -25,11 +25,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from rotator.simulator import problems
-from rotator.simulator.faults import Fault
-from rotator.simulator.records import CallRecord, HostName
-from rotator.simulator.routes import Context, Request, Response, dispatch, json_response
-from rotator.simulator.routes import presented_key as _presented_key
+from rotator.devtools.simulator import problems
+from rotator.devtools.simulator.faults import Fault
+from rotator.devtools.simulator.records import CallRecord, HostName
+from rotator.devtools.simulator.routes import Context, Request, Response, dispatch, json_response
+from rotator.devtools.simulator.routes import presented_key as _presented_key
 
 MAX_REQUEST_BODY: Final = 1024 * 1024
 HUGE_BODY_BYTES: Final = 5 * 1024 * 1024

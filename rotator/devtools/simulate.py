@@ -1,7 +1,9 @@
 """``rotator simulate``: run the Vonage simulator in the foreground for demos and dry runs.
 
 A plain function with typer annotations, so the main CLI registers it with
-``app.command("simulate")(simulate)`` and ``python -m rotator.simulator`` runs it alone.
+``app.command("simulate")(simulate)`` and ``python -m rotator.devtools.simulator`` runs it alone.
+It lives outside the simulator package and imports the simulator only when it runs, so that
+registering it costs ``rotator --help`` nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ from typing import Annotated, Any
 import typer
 
 from rotator.errors import ConfigError
-from rotator.simulator.seed import DEFAULT_SEED, load_seed, seed_kwargs
-from rotator.simulator.simulator import VonageSimulator
 
-__all__ = ["load_seed", "simulate"]
+__all__ = ["simulate"]
 
 
 def simulate(
@@ -39,6 +39,9 @@ def simulate(
     ] = None,
 ) -> None:
     """Serve a simulated Vonage API until SIGINT or SIGTERM."""
+    from rotator.devtools.simulator import DEFAULT_SEED, VonageSimulator, load_seed
+    from rotator.devtools.simulator.seed import seed_kwargs
+
     try:
         kwargs: dict[str, Any] = load_seed(seed) if seed else seed_kwargs(DEFAULT_SEED)
     except ConfigError as exc:

@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote
 
-from rotator.simulator import problems
-from rotator.simulator.problems import Body
-from rotator.simulator.records import HostName
-from rotator.simulator.state import (
+from rotator.devtools.simulator import problems
+from rotator.devtools.simulator.problems import Body
+from rotator.devtools.simulator.records import HostName
+from rotator.devtools.simulator.state import (
     SMS_PRICE,
     ForbiddenError,
     InsufficientBalanceError,

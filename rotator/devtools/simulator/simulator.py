@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
-from rotator.simulator.faults import Fault, FaultBook
-from rotator.simulator.ratelimit import TokenBucket
-from rotator.simulator.records import CallRecord, HostName, SmsMessage
-from rotator.simulator.routes import Context
-from rotator.simulator.server import HttpFront
-from rotator.simulator.state import (
+from rotator.devtools.simulator.faults import Fault, FaultBook
+from rotator.devtools.simulator.ratelimit import TokenBucket
+from rotator.devtools.simulator.records import CallRecord, HostName, SmsMessage
+from rotator.devtools.simulator.routes import Context
+from rotator.devtools.simulator.server import HttpFront
+from rotator.devtools.simulator.state import (
     InvalidSecretError,
     SimSecret,
     SimState,

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import yaml
 
+from rotator.devtools.simulator.state import secret_problems, validate_api_key
 from rotator.errors import ConfigError
-from rotator.simulator.state import secret_problems, validate_api_key
 
 DEFAULT_SEED: Final[Mapping[str, Any]] = {
     # Fake credentials of the simulated account: a test double's fixtures, not real secrets.

@@ -20,6 +20,7 @@ from types import TracebackType
 
 import httpx
 
+from rotator.devtools.processes import stop_process
 from rotator.errors import ConfigError, VaultUnavailableError
 from rotator.secret import Secret
 
@@ -120,13 +121,8 @@ class OpenBaoDevServer:
         response.raise_for_status()
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process)
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
             self._log = None

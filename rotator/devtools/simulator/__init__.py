@@ -7,11 +7,11 @@ real service does to clients: propagation delay, rate limits, latency and inject
         httpx.get(f"{sim.api_url}/accounts/abcd1234/secrets", auth=("abcd1234", "Primary1Secret"))
 """
 
-from rotator.simulator.faults import Fault, FaultAction
-from rotator.simulator.records import CallRecord, SmsMessage
-from rotator.simulator.seed import DEFAULT_SEED, load_seed
-from rotator.simulator.simulator import VonageSimulator
-from rotator.simulator.state import MAX_SECRETS, SimSecret, secret_problems
+from rotator.devtools.simulator.faults import Fault, FaultAction
+from rotator.devtools.simulator.records import CallRecord, SmsMessage
+from rotator.devtools.simulator.seed import DEFAULT_SEED, load_seed
+from rotator.devtools.simulator.simulator import VonageSimulator
+from rotator.devtools.simulator.state import MAX_SECRETS, SimSecret, secret_problems
 
 __all__ = [
     "DEFAULT_SEED",

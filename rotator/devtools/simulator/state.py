@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
-from rotator.simulator.records import SmsMessage
+from rotator.devtools.simulator.records import SmsMessage
 
 MAX_SECRETS: Final = 2
 SECRET_MIN_LENGTH: Final = 8

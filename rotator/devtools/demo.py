@@ -34,18 +34,21 @@ from rich.table import Table
 
 from rotator.audit import ChainReport, Run, Trigger
 from rotator.config import Config, parse_config
-from rotator.devserver import OpenBaoDevServer, free_port
+from rotator.devtools.devserver import OpenBaoDevServer, free_port
+from rotator.devtools.processes import stop_process
+from rotator.devtools.simulator import DEFAULT_SEED, VonageSimulator
+from rotator.devtools.simulator.seed import seed_kwargs
+from rotator.devtools.stackconfig import merge, stack_config
 from rotator.durations import format_duration
 from rotator.errors import RotatorError
 from rotator.inspection import account_keys, admin_credentials, observe
 from rotator.rotation import Outcome
 from rotator.services import Services, build
-from rotator.simulator import DEFAULT_SEED, VonageSimulator
-from rotator.simulator.seed import seed_kwargs
 
 ACTOR: Final = "demo"
 REASON: Final = "rotator demo"
 DAEMON_START_TIMEOUT: Final = 60.0
+DAEMON_STOP_TIMEOUT: Final = 60.0  # it finishes the rotations in flight first
 
 
 @dataclass(frozen=True)
@@ -137,30 +140,25 @@ def demo_config(
     sim: VonageSimulator, vault_url: str, token_file: Path, directory: Path, *, interval: str
 ) -> dict[str, Any]:
     """A config like an operator's: only the endpoints point at the local stand-ins."""
-    return {
-        "vonage": {
-            "primary_api_key": sim.primary_api_key,
-            "api_url": sim.api_url,
-            "rest_url": sim.rest_url,
-            "timeout": "5s",
-            "max_calls_per_second": 50,
+    base = stack_config(
+        sim,
+        vault_url=vault_url,
+        vault_auth={"method": "token", "token_file": str(token_file)},
+        database_url=f"sqlite:///{directory / 'rotator.db'}",
+    )
+    return merge(
+        base,
+        {
+            "vonage": {"timeout": "5s", "max_calls_per_second": 50},
+            "rotation": {
+                "verify_timeout": "30s",
+                "schedule": {"interval": interval, "jitter": "10s"},
+            },
+            "accounts": {"discover_subaccounts": True, "discovery_interval": "1m"},
+            "http": {"listen": f"127.0.0.1:{free_port()}"},
+            "logging": {"format": "json", "level": "info"},
         },
-        "vault": {
-            "url": vault_url,
-            "auth": {"method": "token", "token_file": str(token_file)},
-            "mount": "secret",
-            "path_prefix": "vonage",
-            "state_prefix": "rotator-state",
-        },
-        "database": {"url": f"sqlite:///{directory / 'rotator.db'}"},
-        "rotation": {
-            "verify_timeout": "30s",
-            "schedule": {"interval": interval, "jitter": "10s"},
-        },
-        "accounts": {"discover_subaccounts": True, "discovery_interval": "1m"},
-        "http": {"listen": f"127.0.0.1:{free_port()}"},
-        "logging": {"format": "json", "level": "info"},
-    }
+    )
 
 
 def seed_primary(bao: OpenBaoDevServer, config: Config, primary: Any) -> None:
@@ -324,7 +322,7 @@ def start_daemon(stack: ExitStack, setup: DemoSetup) -> subprocess.Popen[bytes]:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    stack.callback(stop_process, process)
+    stack.callback(stop_process, process, DAEMON_STOP_TIMEOUT)
     wait_healthy(process, setup.status_url.replace("/status", "/healthz"))
     return process
 
@@ -342,17 +340,6 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str) -> None:
                 pass
             time.sleep(0.2)
     raise DemoError(f"`rotator run` did not answer {url} within {DAEMON_START_TIMEOUT:.0f}s")
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def watch_daemon(process: subprocess.Popen[bytes]) -> None:
