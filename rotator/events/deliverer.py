@@ -18,6 +18,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from rotator.clock import utcnow
 from rotator.config import Config, EventsConfig
 from rotator.events import signing
 from rotator.events.outbox import Backoff, Delivery, Outbox, OutboxWriter, Route
@@ -171,7 +172,7 @@ class Deliverer:
 
     def _send(self, delivery: Delivery) -> bool:
         endpoint = self.endpoints[delivery.endpoint]
-        timestamp = int(self.outbox.clock().timestamp())
+        timestamp = int(utcnow().timestamp())  # wall time: receivers check freshness
         headers = signing.headers(
             self._keys[endpoint.label], delivery.message_id, timestamp, delivery.payload
         )
