@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from rotator import db
 from rotator.events.deliverer import Endpoint
 from rotator.events.outbox import Outbox
+from rotator.models import OutboxRow
 from rotator.secret import Secret
 
 # A fixed test key (whsec_ + base64 of 32 bytes): registered as a secret value for the scan.
@@ -137,7 +138,8 @@ def outbox(engine: Engine, clock: Clock, owner: str = "a") -> Outbox:
 
 def rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        result = conn.execute(sa.text("SELECT * FROM event_outbox ORDER BY id"))
+        table = OutboxRow.__table__
+        result = conn.execute(sa.select(table).order_by(table.c.id))
         return [dict(r._mapping) for r in result]
 
 
