@@ -210,7 +210,7 @@ class Outbox:
         self.owner = owner or f"deliverer-{uuid.uuid4().hex[:12]}"
         self.clock = clock
         self.backoff = backoff
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._rng = rng or random.Random()  # nosec B311  # noqa: S311 - jitter only
 
     def claim(self, endpoints: Iterable[str], lease: timedelta, limit: int = 50) -> list[Delivery]:
         """The oldest pending row of each endpoint that is due and unclaimed, now claimed by us."""
