@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -25,6 +25,9 @@ from rotator.clock import utcnow as utcnow  # re-exported: older callers import 
 from rotator.db import is_postgres, translate_errors
 from rotator.errors import RunNotFoundError
 from rotator.models import AuditEventRow, RunRow
+
+if TYPE_CHECKING:
+    from rotator.events.outbox import OutboxWriter
 
 GENESIS = "0" * 64
 _CHAIN_LOCK = 0x0707_A0D1  # PostgreSQL advisory lock id for appends
@@ -202,8 +205,9 @@ def _hashed_fields(row: AuditEventRow) -> dict[str, Any]:
 class AuditLog:
     """Repository over the runs and audit events tables."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, outbox: OutboxWriter | None = None) -> None:
         self.engine = engine
+        self.outbox = outbox  # consumer events, written in each append's transaction
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -492,7 +496,10 @@ class AuditLog:
         # Values as parameters, not .values(): the statement stays the same, so SQLAlchemy's
         # compiled cache serves it (half the CPU of an audit write; the chain's hot path).
         conn.execute(sa.insert(AuditEventRow), _row_values(row))
-        return Event.from_row(row)
+        event = Event.from_row(row)
+        if self.outbox is not None:
+            self.outbox.write(conn, event)
+        return event
 
 
 def _row_values(row: Any) -> dict[str, Any]:

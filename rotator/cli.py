@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from rotator.commands import adopt, audit, daemon, demo, inspect, rotate, schema, simulate
+from rotator.commands import adopt, audit, daemon, demo, events, inspect, rotate, schema, simulate
 from rotator.commands.context import options
 from rotator.errors import (
     ConfigError,
@@ -91,6 +91,7 @@ app.command()(inspect.plan)
 app.command()(inspect.status)
 app.command()(inspect.check)
 app.command()(adopt.adopt)
+app.command()(events.events)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(schema.db_app, name="db")
 app.command("run")(daemon.run_daemon)

@@ -10,6 +10,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -26,6 +27,7 @@ from pydantic import (
 from rotator import policy
 from rotator.durations import parse_duration
 from rotator.errors import ConfigError
+from rotator.events.types import ALL_TYPES, EventType
 from rotator.identifiers import is_api_key, parse_api_key
 from rotator.secret import Secret
 
@@ -237,6 +239,100 @@ class NotifyConfig(_Model):
     dedup_window: Duration = timedelta(hours=1)
 
 
+class EventEndpoint(_Model):
+    """A consumer that receives signed rotation events (Standard Webhooks). The URL is given
+    literally only when it carries no credentials or query string; otherwise by variable or file,
+    like the signing secret, which is always named, never written here."""
+
+    url: str | None = None
+    url_env: str | None = None
+    url_file: Path | None = None
+    secret_env: str | None = None
+    secret_file: Path | None = None
+    types: list[EventType] | None = None  # None: every type
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("url")
+    @classmethod
+    def _plain_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.username or parts.password or parts.query:
+            raise ValueError(
+                "must not hold credentials or a query string; give such a URL with url_env "
+                "or url_file"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_each(self) -> EventEndpoint:
+        if sum(x is not None for x in (self.url, self.url_env, self.url_file)) != 1:
+            raise ValueError("give exactly one of 'url', 'url_env' or 'url_file'")
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("give exactly one of 'secret_env' or 'secret_file'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The endpoint's name in the outbox and in messages: never the URL's secret parts."""
+        if self.name is not None:
+            return self.name
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            return f"{parts.scheme}://{parts.netloc}{parts.path}"[:200]
+        if self.url_env is not None:
+            return f"${self.url_env}"
+        return str(self.url_file)[:200]
+
+    @property
+    def event_types(self) -> frozenset[EventType]:
+        return ALL_TYPES if self.types is None else frozenset(self.types)
+
+    def resolve_url(self) -> str:
+        """The URL to post to (from the environment or a file when so configured)."""
+        if self.url is not None:
+            return self.url
+        if self.url_env is not None:
+            value = _read_env(self.url_env, f"events endpoint {self.label}: url_env")
+        else:
+            assert self.url_file is not None
+            value = _read_file(self.url_file, f"events endpoint {self.label}: url_file")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"events endpoint {self.label}: the URL is not http:// or https://")
+        return value
+
+    def secret(self) -> Secret:
+        if self.secret_file is not None:
+            field = f"events endpoint {self.label}: secret_file"
+            return Secret(_read_file(self.secret_file, field))
+        assert self.secret_env is not None
+        return Secret(_read_env(self.secret_env, f"events endpoint {self.label}: secret_env"))
+
+
+class EventsConfig(_Model):
+    """Signed rotation events for consumers, delivered at least once through an outbox."""
+
+    endpoints: list[EventEndpoint] = []
+    timeout: Duration = timedelta(seconds=10)
+    retry_base: Duration = timedelta(seconds=5)
+    retry_max: Duration = timedelta(hours=1)
+    poll_interval: Duration = timedelta(seconds=2)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> EventsConfig:
+        labels = [e.label for e in self.endpoints]
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        if twice:
+            raise ValueError(f"endpoints must differ (give each a 'name'): {', '.join(twice)}")
+        if self.retry_base <= timedelta(0) or self.retry_max < self.retry_base:
+            raise ValueError("need 0 < retry_base <= retry_max")
+        return self
+
+
 class LoggingConfig(_Model):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -251,6 +347,7 @@ class Config(_Model):
     http: HttpConfig = HttpConfig()
     notify: NotifyConfig = NotifyConfig()
     logging: LoggingConfig = LoggingConfig()
+    events: EventsConfig = EventsConfig()
 
     def override_for(self, api_key: str) -> AccountOverride | None:
         return next((o for o in self.accounts.overrides if o.api_key == api_key), None)

@@ -52,7 +52,9 @@ def build(
 ) -> Services:
     """``boundary``: called around every rotation step (see ``Rotator``); none by default."""
     engine = open_database(config, migrate=migrate)
-    audit = AuditLog(engine)
+    from rotator.events.deliverer import writer_for
+
+    audit = AuditLog(engine, outbox=writer_for(config))
     leases = Leases(engine, ttl=config.rotation.lease_ttl)
     vault = VaultStore(config.vault)
     vonage = VonageClient(

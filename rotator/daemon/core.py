@@ -19,6 +19,7 @@ import structlog
 from rotator import __version__, db
 from rotator.clock import utcnow
 from rotator.config import Config
+from rotator.daemon.delivery import EventDelivery
 from rotator.daemon.jobs import Jobs
 from rotator.daemon.registry import KeyRegistry
 from rotator.daemon.work import Context, Work
@@ -56,6 +57,7 @@ class Daemon:
         self._services: Services | None = None
         self._work: Work | None = None
         self._http: HttpServer | None = None
+        self._events = EventDelivery(config.events)
         self._notifier: Notifier | None = None
         self.metrics = Metrics(__version__, clock=clock)
 
@@ -107,6 +109,7 @@ class Daemon:
                 results += pool.map(work.rotate_now, subs)
             if self.primary in due and not self._stop.is_set():
                 results.append(work.rotate_now(self.primary))
+            self._events.flush()
         finally:
             self.shutdown()
         return 0 if all(results) else 1
@@ -127,6 +130,7 @@ class Daemon:
             ),
         )
         self._http.start()
+        self._events.start()
         work.resume_all()
         if self._stop.is_set():
             return
@@ -157,6 +161,8 @@ class Daemon:
     def shutdown(self) -> None:
         self.request_stop()
         self._jobs.shutdown()  # waits for the rotations in flight
+        self._events.flush()  # what they announced, before the thread stops
+        self._events.stop()
         if self._http is not None:
             self._http.stop()
             self._http = None
@@ -198,6 +204,7 @@ class Daemon:
         limiter = RateLimiter(self.config.vonage.max_calls_per_second)
         services = build(self.config, migrate=False, limiter=limiter, boundary=self._boundary)
         self._services = services
+        self._events.open(services.engine, self.metrics.registry)
         audit, vault, vonage = services.audit, services.vault, services.vonage
         self._notifier = Notifier(self.config, audit=audit, vault=vault, vonage=vonage)
         self._work = Work(
