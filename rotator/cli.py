@@ -51,7 +51,10 @@ class RotatorGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except RotatorError as exc:
-            typer.echo(f"rotator: error: {exc}", err=True)
+            from rotator.escape import terminal
+            from rotator.redact import scrub
+
+            typer.echo(f"rotator: error: {terminal(scrub(str(exc)))}", err=True)
             raise typer.Exit(exit_code(exc)) from None
 
 
@@ -81,6 +84,9 @@ def _main(
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
 ) -> None:
+    from rotator.process import harden_process
+
+    harden_process()  # before any command reads a secret: no core dumps, not dumpable
     options.config_path = config
     options.log_format = log_format
     options.log_level = log_level

@@ -3,10 +3,17 @@
 Standard library only (``ThreadingHTTPServer``), bound to localhost unless configured otherwise.
 GET only; anything else is 405, unknown paths 404, garbage 400 — and the server keeps serving.
 Nothing here can change state or show a secret value; every string on the HTML page is escaped.
+
+The connection layer treats every client as hostile: at most ``max_connections`` at once (the
+next one gets a 503 and is closed), each connection lives at most ``connection_deadline`` in total
+however slowly it trickles bytes, a request with a body is refused and the connection closed (so
+the body can never be read as a second request behind a proxy), and an error answer is a fixed
+phrase that echoes nothing of the request, after which the connection is closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import socket
@@ -25,9 +32,9 @@ from sqlalchemy.engine import Engine
 from rotator import db
 from rotator.audit import Run
 from rotator.durations import format_duration
-from rotator.errors import RotatorError
+from rotator.errors import ConfigError, RotatorError
 from rotator.metrics import Metrics
-from rotator.notify import scrub
+from rotator.redact import scrub
 from rotator.snapshot import KeyStatus, LeaseSummary, Phase, StatusSnapshot
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
@@ -35,6 +42,12 @@ from rotator.vonage import VonageClient
 log = structlog.get_logger("rotator.http")
 VONAGE_CHECK_TTL = 60.0  # seconds a Vonage credentials check is reused: probes must not hammer it
 REQUEST_TIMEOUT = 10.0  # a client that sends nothing for this long is dropped
+CONNECTION_DEADLINE = 30.0  # a connection is closed this long after it was accepted, whatever
+MAX_CONNECTIONS = 32  # connections handled at once; the next one is answered 503 and closed
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 5\r\nConnection: close\r\nRetry-After: 1\r\n\r\nbusy\n"
+)
 
 StatusSource = Callable[[], StatusSnapshot]
 
@@ -115,12 +128,37 @@ class _Server(ThreadingHTTPServer):
         status: StatusSource,
         readiness: Readiness,
         family: socket.AddressFamily,
+        max_connections: int = MAX_CONNECTIONS,
+        connection_deadline: float = CONNECTION_DEADLINE,
     ) -> None:
         self.address_family = family
         self.metrics = metrics
         self.status = status
         self.readiness = readiness
+        self.connection_deadline = connection_deadline
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to a thread if a slot is free; otherwise answer 503 and close."""
+        if not self._slots.acquire(blocking=False):
+            log.warning("http_too_many_connections")
+            with contextlib.suppress(OSError):
+                request.settimeout(0)  # the accept loop never waits on a client
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.warning("http_request_error", client=str(client_address[0]) if client_address else "")
@@ -134,8 +172,50 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     error_content_type = "text/plain; charset=utf-8"
     error_message_format = "%(code)d %(message)s\n"  # for garbage: short, and echoes nothing
+    _has_body = False
+    _expiry: threading.Timer | None = None
+
+    # -- the connection layer ------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        # however slowly a client trickles bytes, the connection ends at the deadline: shutting
+        # the socket down wakes the blocked read, which then sees the end of the stream
+        self._expiry = threading.Timer(self.server.connection_deadline, self._expire)
+        self._expiry.daemon = True
+        self._expiry.start()
+
+    def _expire(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        super().finish()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        length = self.headers.get("Content-Length")
+        self._has_body = "Transfer-Encoding" in self.headers or length not in (None, "0")
+        if self._has_body:
+            self.close_connection = True  # the body is never read, so it can never be parsed
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A fixed phrase for the code (never the request line or a header), then close."""
+        self.close_connection = True
+        phrase = self.responses.get(code, ("Error", ""))[0]
+        super().send_error(code, phrase, "")
+
+    # -- the routes ------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        if self._has_body:
+            self._json(400, {"error": "a GET has no body; the connection is closed"})
+            return
         path = urlsplit(self.path).path
         try:
             if path == "/healthz":
@@ -210,14 +290,34 @@ class HttpServer:
     """The server on its own thread; ``port`` is the bound one (``listen`` may ask for 0)."""
 
     def __init__(
-        self, listen: str, *, metrics: Metrics, status: StatusSource, readiness: Readiness
+        self,
+        listen: str,
+        *,
+        metrics: Metrics,
+        status: StatusSource,
+        readiness: Readiness,
+        max_connections: int = MAX_CONNECTIONS,
+        connection_deadline: float = CONNECTION_DEADLINE,
     ) -> None:
         host, _, port = listen.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._server = _Server(
-            (host, int(port)), metrics=metrics, status=status, readiness=readiness, family=family
-        )
+        try:
+            self._server = _Server(
+                (host, int(port)),
+                metrics=metrics,
+                status=status,
+                readiness=readiness,
+                family=family,
+                max_connections=max_connections,
+                connection_deadline=connection_deadline,
+            )
+        except (OSError, ValueError, OverflowError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "invalid"
+            raise ConfigError(
+                f"http.listen: cannot listen on {listen}: {reason}",
+                hint="choose a free port in http.listen, or stop the process that holds it",
+            ) from None
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},  # how long stop() may wait

@@ -60,6 +60,8 @@ def rotate(
 
     services = build(get_config(), boundary=pausepoints.from_environment())
     try:
+        # before any run is recorded: a sealed Vault is exit 3, a missing token exit 2, no run
+        services.vault.health()
         keys = _keys(services, api_key)
         if wait is None and emergency:
             wait = EMERGENCY_WAIT
@@ -92,9 +94,13 @@ def _rotate_one(
     quiet: bool,
 ) -> Outcome:
     def waiting(holder: LeaseInfo) -> None:
+        from rotator.escape import terminal
+
         typer.echo(
-            f"{api_key} is being rotated by {holder.owner}; waiting up to {wait:g}s "
-            "for it to reach a safe point",
+            terminal(
+                f"{api_key} is being rotated by {holder.owner}; waiting up to {wait:g}s "
+                "for it to reach a safe point"
+            ),
             err=True,
         )
 
