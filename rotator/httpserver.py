@@ -33,6 +33,7 @@ from rotator import db
 from rotator.audit import Run
 from rotator.durations import format_duration
 from rotator.errors import ConfigError, RotatorError
+from rotator.escape import terminal
 from rotator.metrics import Metrics
 from rotator.redact import scrub
 from rotator.snapshot import KeyStatus, LeaseSummary, Phase, StatusSnapshot
@@ -198,6 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False
+        if self.request_version == "HTTP/0.9":  # no status line, no headers: refuse, not serve
+            self.send_error(400)
+            return False
         length = self.headers.get("Content-Length")
         self._has_body = "Transfer-Encoding" in self.headers or length not in (None, "0")
         if self._has_body:
@@ -207,6 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """A fixed phrase for the code (never the request line or a header), then close."""
         self.close_connection = True
+        self.request_version = self.protocol_version  # a status line even for garbage
         phrase = self.responses.get(code, ("Error", ""))[0]
         super().send_error(code, phrase, "")
 
@@ -280,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http_request", line=(format % args)[:300])
+        log.debug("http_request", line=terminal((format % args)[:300]))
 
 
 PATHS = ("/healthz", "/readyz", "/metrics", "/status", "/status.html")
