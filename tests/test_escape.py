@@ -99,7 +99,8 @@ def test_no_slack_text_holds_markup_or_a_control(text: str) -> None:
     """slack() output has no raw <, >, bare formatting character or control character."""
     out = slack(text)
     assert raw_controls(out) == []
-    assert "<" not in out and ">" not in out
+    assert "<" not in out
+    assert ">" not in out
     for index, char in enumerate(out):
         if char in "*_~`":
             assert out[index - 1] == ZERO_WIDTH_SPACE

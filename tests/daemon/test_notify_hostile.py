@@ -69,7 +69,8 @@ def test_slack_text_cannot_mention_link_or_format(world: World, webhook: Webhook
         notifier.close()
     (body,) = webhook.bodies
     text = body["text"]
-    assert "<" not in text and ">" not in text
+    assert "<" not in text
+    assert ">" not in text
     assert "&lt;!channel&gt;" in text
     assert "&amp;" in text
     assert "*now*" not in text
