@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,16 @@ def test_a_missing_vault_token_exits_2_and_records_no_run(world: World, run_cli:
     assert done.returncode == 2, done.stderr[-2000:]
     assert TOKEN_ENV in done.stderr
     assert count_runs(world) == 0
+
+
+def test_a_port_in_use_exits_2_with_one_clear_line(world: World, run_cli: Any) -> None:
+    """`rotator run` whose http.listen port is taken says so and exits 2, with no traceback."""
+    seeded(world)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        world.configure(http={"listen": f"127.0.0.1:{taken.getsockname()[1]}"})
+        done = run_cli("run", timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "rotator: error: http.listen: cannot listen on 127.0.0.1:" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
