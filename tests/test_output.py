@@ -192,3 +192,14 @@ def test_a_port_in_use_exits_2_with_one_clear_line(world: World, run_cli: Any) -
     assert done.returncode == 2, done.stderr[-2000:]
     assert "rotator: error: http.listen: cannot listen on 127.0.0.1:" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", [["rotate", SUB], ["check"]], ids=["rotate", "check"])
+def test_an_error_naming_hostile_text_shows_its_escapes(tmp_path: Path, command: list[str]) -> None:
+    """An error quoting a path with an ANSI escape prints the escape as text (a terminal would
+    act on it; click strips it only when piped)."""
+    config = tmp_path / "\x1b[2Jnone.yaml"
+    args = [sys.executable, "-m", "rotator", "--config", str(config), *command]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "\\x1b[2Jnone.yaml" in done.stdout + done.stderr

@@ -148,7 +148,9 @@ def check() -> None:
     try:
         config = get_config()
     except RotatorError as exc:
-        typer.echo(f"FAIL config: {scrub(str(exc))}")
+        from rotator.escape import terminal
+
+        typer.echo(f"FAIL config: {terminal(scrub(str(exc)))}")
         raise typer.Exit(2) from None
     from rotator.checks import run_checks
     from rotator.escape import terminal
