@@ -75,6 +75,15 @@ class StepMark:
     error: str | None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HourCount:
+    """Runs the fleet started in one hour, and how many of them failed."""
+
+    hour: datetime
+    runs: int
+    failed: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class KeyStatus:
     api_key: str
@@ -111,10 +120,12 @@ class StatusSnapshot:
     owner: str | None
     generated_at: datetime
     keys: tuple[KeyStatus, ...] = ()
+    hours: tuple[HourCount, ...] | None = None  # the last 7 days, oldest first (None: not kept)
 
 
 __all__ = [
     "FAILED_STATUSES",
+    "HourCount",
     "KeyStatus",
     "LeaseSummary",
     "Phase",

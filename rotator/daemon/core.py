@@ -193,6 +193,7 @@ class Daemon:
             owner=services.leases.owner if services else None,
             generated_at=now,
             keys=self._keys.statuses(now, leases, self._period),
+            hours=self._keys.hours(now),
         )
 
     def last_steps(self, key: str, run_id: str) -> tuple[StepMark, ...]:

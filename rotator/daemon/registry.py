@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rotator.audit import Run
-from rotator.daemon.history import new_ring, remember
+from rotator.daemon.history import HourlyRuns, new_ring, remember
 from rotator.discovery import Account
 from rotator.lease import LeaseInfo
-from rotator.snapshot import KeyStatus, LeaseSummary, RunMark, StepMark
+from rotator.snapshot import HourCount, KeyStatus, LeaseSummary, RunMark, StepMark
 
 AllowedCheck = Callable[[dict[str, datetime], set[str]], bool]  # (dues, running) -> may start
 IntervalOf = Callable[[str], timedelta | None]  # a key's schedule period, for the status page
@@ -54,6 +54,7 @@ class KeyRegistry:
         self._keys: dict[str, KeyState] = {}
         self._running: set[str] = set()
         self._key_locks: dict[str, threading.Lock] = {}
+        self._hours = HourlyRuns()  # the fleet's runs per hour, fed with the rings
 
     # -- the managed set --------------------------------------------------------------------
 
@@ -112,7 +113,7 @@ class KeyRegistry:
                 return
             state.due, state.last_success = facts.due, facts.last_success
             if facts.last_run is not None:  # every finished run passes here: the ring's feed
-                remember(state.recent, facts.last_run)
+                self._hours.count(*remember(state.recent, facts.last_run))
             state.last_run, state.secret_since, state.error = (
                 facts.last_run,
                 facts.secret_since,
@@ -136,7 +137,7 @@ class KeyRegistry:
                 state = self._keys.get(key)
                 if state is not None:
                     for run in key_runs:
-                        remember(state.recent, run)
+                        self._hours.count(*remember(state.recent, run))
 
     def steps(self, key: str, run_id: str) -> tuple[StepMark, ...] | None:
         """The cached steps of ``run_id`` (None: not read yet, or a newer run replaced it)."""
@@ -206,6 +207,11 @@ class KeyRegistry:
             )
             running = set(self._running)
             return tuple(_status(s, now, leases, running, interval_of) for s in states)
+
+    def hours(self, now: datetime) -> tuple[HourCount, ...]:
+        """Runs per hour over the last 7 days, for the status page's picture."""
+        with self._lock:
+            return self._hours.window(now)
 
 
 def _status(

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import quote
 
-from rotator.snapshot import KeyStatus, StatusSnapshot, StepMark
+from rotator.daemon.history import hours_of
+from rotator.snapshot import HourCount, KeyStatus, StatusSnapshot, StepMark
 from rotator.statuspage import svg
 from rotator.statuspage.filters import Page, Query
 from rotator.statuspage.states import STATES, State, counts
@@ -160,7 +161,7 @@ def overview(
         + "<figure><figcaption>Secret age / rotation interval</figcaption>"
         + f"{svg.age_histogram(keys)}</figure>"
         + "<figure><figcaption>Rotations per hour, last 7 days (failures in red)</figcaption>"
-        + f"{svg.rotations_per_hour(keys, now)}</figure></div>"
+        + f"{svg.rotations_per_hour(_hours(status))}</figure></div>"
         + needs
         + f"<h2>All keys ({page.matching} of {page.total} shown by the filter)</h2>"
         + _filter_form(query)
@@ -169,6 +170,13 @@ def overview(
         + _pager(page, query)
         + "</body></html>"
     )
+
+
+def _hours(status: StatusSnapshot) -> tuple[HourCount, ...]:
+    """The snapshot's hourly counts; from the keys' rings when it carries none (slower)."""
+    if status.hours is not None:
+        return status.hours
+    return hours_of([m for k in status.keys for m in k.recent], status.generated_at)
 
 
 def _steps(steps: Sequence[StepMark]) -> str:

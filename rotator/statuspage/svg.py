@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from rotator.audit import RunStatus
-from rotator.snapshot import KeyStatus, RunMark
+from rotator.snapshot import HourCount, KeyStatus, RunMark
 from rotator.statuspage.text import esc, shown
 
 OUTCOME_COLOUR: Final = {
@@ -98,23 +98,11 @@ def age_histogram(keys: Iterable[KeyStatus], *, width: int = 560) -> str:
     return _svg(width, height, "secret age against the rotation interval", parts)
 
 
-def hourly_counts(keys: Iterable[KeyStatus], now: datetime) -> tuple[list[int], list[int]]:
-    """Runs started per hour over the last 7 days (oldest first), and the failed ones."""
-    total, failed = [0] * WEEK_HOURS, [0] * WEEK_HOURS
-    end = now.timestamp()
-    for key in keys:
-        for run in key.recent:
-            back = int((end - run.started_at.timestamp()) // 3600)
-            if 0 <= back < WEEK_HOURS:
-                total[WEEK_HOURS - 1 - back] += 1
-                if run.failed:
-                    failed[WEEK_HOURS - 1 - back] += 1
-    return total, failed
-
-
-def rotations_per_hour(keys: Iterable[KeyStatus], now: datetime, *, width: int = 700) -> str:
-    """Rotations per hour over the last 7 days; the failed part of each bar in red."""
-    total, failed = hourly_counts(keys, now)
+def rotations_per_hour(hours: Sequence[HourCount], *, width: int = 700) -> str:
+    """Rotations per hour over the last 7 days (oldest first); failed part of each bar in red."""
+    pad = [0] * (WEEK_HOURS - len(hours[-WEEK_HOURS:]))
+    total = pad + [h.runs for h in hours[-WEEK_HOURS:]]
+    failed = pad + [h.failed for h in hours[-WEEK_HOURS:]]
     height, base, top = 170, 140, 10
     step = (width - 20) / WEEK_HOURS
     peak = max(max(total), 1)
@@ -148,4 +136,4 @@ def rotations_per_hour(keys: Iterable[KeyStatus], now: datetime, *, width: int =
     return _svg(width, height, "rotations per hour, last 7 days", parts)
 
 
-__all__ = ["age_bins", "age_histogram", "hourly_counts", "rotations_per_hour", "timeline"]
+__all__ = ["age_bins", "age_histogram", "rotations_per_hour", "timeline"]
