@@ -32,9 +32,11 @@ def _run(key: str, n: int, started: datetime, status: RunStatus, error: str | No
     )
 
 
-def _key(i: int, now: datetime, rnd: random.Random, name: str | None) -> KeyStatus:
+FAILING, IN_GRACE, HEALTHY = 0.01, 0.04, 0.5  # ``rolls`` that force a key's state
+
+
+def _key(i: int, now: datetime, rnd: random.Random, name: str | None, roll: float) -> KeyStatus:
     key = "primary0" if i == 0 else f"sub{i:05d}"
-    roll = rnd.random()
     age = timedelta(seconds=rnd.uniform(0, 86400))
     if roll < 0.03:
         age += DAY * rnd.uniform(0.1, 1.0)  # failing keys fall behind
@@ -79,12 +81,21 @@ def _key(i: int, now: datetime, rnd: random.Random, name: str | None) -> KeyStat
 
 
 def fleet_snapshot(
-    keys: int, *, now: datetime, names: list[str | None] | None = None, seed: int = 7
+    keys: int,
+    *,
+    now: datetime,
+    names: list[str | None] | None = None,
+    rolls: list[float] | None = None,
+    seed: int = 7,
 ) -> StatusSnapshot:
-    """``keys`` keys with daily rotation; ``names`` (cycled) lets tests use hostile names."""
+    """``keys`` keys with daily rotation; ``names`` (cycled) lets tests use hostile names and
+    ``rolls`` (FAILING, IN_GRACE, HEALTHY) force the first keys' states."""
     rnd = random.Random(seed)  # noqa: S311 - test data, not secrets
-    pool = names or [None]
-    fleet = tuple(_key(i, now, rnd, pool[i % len(pool)]) for i in range(keys))
+    pool, forced = names or [None], rolls or []
+    fleet = tuple(
+        _key(i, now, rnd, pool[i % len(pool)], forced[i] if i < len(forced) else rnd.random())
+        for i in range(keys)
+    )
     return StatusSnapshot(
         version="synthetic",
         phase=Phase.RUNNING,
@@ -95,4 +106,4 @@ def fleet_snapshot(
     )
 
 
-__all__ = ["fleet_snapshot"]
+__all__ = ["FAILING", "HEALTHY", "IN_GRACE", "fleet_snapshot"]

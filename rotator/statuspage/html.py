@@ -15,6 +15,7 @@ from rotator.statuspage.filters import Page, Query
 from rotator.statuspage.states import STATES, State, counts
 from rotator.statuspage.text import age, countdown, esc, relative, shown
 
+CSP: Final = "default-src 'none'; style-src 'unsafe-inline'"  # also in the page: file copies
 ATTENTION_SHOWN: Final = 20  # the rest are one click away (?state=)
 
 _CSS = """
@@ -37,6 +38,7 @@ def _head(title: str, query: Query | None) -> str:
         refresh = f'<meta http-equiv="refresh" content="{query.refresh}">'
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f"{refresh}<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
     )
 
