@@ -1,7 +1,8 @@
 """deploy/grafana/rotator-dashboard.json: the structure Grafana's dashboard schema requires
 (``@grafana/schema`` 13.2.3, ``raw/dashboard/x/types.gen.d.ts``: the required fields of
-Dashboard, Panel, GridPos and FieldConfigSource; Grafana itself cannot be installed here), and
-every PromQL query names only metrics rotator really exports."""
+Dashboard, Panel, GridPos and FieldConfigSource; Grafana itself cannot be installed here), the
+full type check against that package with TypeScript when scripts/check_grafana_dashboard has
+installed it, and every PromQL query naming only metrics rotator really exports."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client.metrics_core import Metric
 
+from rotator.devtools.grafana_schema import check
 from rotator.events.deliverer import EventMetrics
 from rotator.metrics import Metrics
 
@@ -109,3 +111,27 @@ def test_a_made_up_metric_would_be_caught() -> None:
     known = exported()
     assert "rotator_rotations_total" in known
     assert "rotator_secret_age_total" not in known
+
+
+SCHEMA_DIR = DASHBOARD.parent.parent.parent / ".cache" / "grafana-schema"
+needs_schema = pytest.mark.skipif(
+    not (SCHEMA_DIR / "node_modules" / ".bin" / "tsc").exists(),
+    reason="run scripts/check_grafana_dashboard once (npm installs @grafana/schema, typescript)",
+)
+
+
+@needs_schema
+def test_dashboard_type_checks_against_grafana_schema() -> None:
+    """tsc --strict accepts the file as @grafana/schema's Dashboard type."""
+    ok, output = check(SCHEMA_DIR, DASHBOARD.read_text())
+    assert ok, output
+
+
+@needs_schema
+def test_schema_check_refuses_a_broken_dashboard(dashboard: dict[str, Any]) -> None:
+    """The type check is real: a gridPos width given as text is refused."""
+    broken = json.loads(json.dumps(dashboard))
+    broken["panels"][0]["gridPos"]["w"] = "wide"
+    ok, output = check(SCHEMA_DIR, json.dumps(broken))
+    assert not ok
+    assert "gridPos" in output or "w" in output
