@@ -5,7 +5,6 @@ as runs finish and once at start-up by ONE grouped query (never a query per key 
 from __future__ import annotations
 
 from collections import deque
-from datetime import UTC, datetime
 from typing import Final
 
 import sqlalchemy as sa
@@ -14,11 +13,10 @@ from sqlalchemy.engine import Engine
 from rotator.audit import Run
 from rotator.db import translate_errors
 from rotator.models import AuditEventRow, RunRow
-from rotator.snapshot import HourCount, RunMark, StepMark
+from rotator.snapshot import RunMark, StepMark
 
 RECENT_RUNS: Final = 12  # per key: 10,000 keys x 12 small records stay a few MB
 MAX_STEPS: Final = 64  # the steps of one run the key page shows
-WEEK_HOURS: Final = 7 * 24
 
 
 def new_ring() -> deque[RunMark]:
@@ -41,50 +39,6 @@ def remember(ring: deque[RunMark], run: Run) -> tuple[RunMark | None, RunMark | 
         ring.clear()
         ring.extend(ordered)
     return mark, None
-
-
-class HourlyRuns:
-    """The fleet's runs per hour, counted as marks enter the rings (not recounted per request:
-    10,000 keys' rings are too many to walk for every page). Not thread-safe: the registry's
-    lock guards it."""
-
-    def __init__(self) -> None:
-        self._hours: dict[int, list[int]] = {}  # hour number since the epoch -> [runs, failed]
-
-    def count(self, new: RunMark | None, old: RunMark | None) -> None:
-        if old is not None:
-            self._add(old, -1)
-        if new is not None:
-            self._add(new, 1)
-
-    def _add(self, mark: RunMark, sign: int) -> None:
-        slot = self._hours.setdefault(int(mark.started_at.timestamp() // 3600), [0, 0])
-        slot[0] += sign
-        slot[1] += sign if mark.failed else 0
-
-    def window(self, now: datetime) -> tuple[HourCount, ...]:
-        """The last 7 days, one entry per hour (oldest first); older hours are dropped."""
-        last = int(now.timestamp() // 3600)
-        first = last - WEEK_HOURS + 1
-        for hour in [h for h in self._hours if h < first - 24]:
-            del self._hours[hour]
-        empty = [0, 0]
-        return tuple(
-            HourCount(
-                hour=datetime.fromtimestamp(h * 3600, UTC),
-                runs=self._hours.get(h, empty)[0],
-                failed=self._hours.get(h, empty)[1],
-            )
-            for h in range(first, last + 1)
-        )
-
-
-def hours_of(marks: list[RunMark], now: datetime) -> tuple[HourCount, ...]:
-    """``HourlyRuns`` over a list of marks (synthetic snapshots, tests)."""
-    hours = HourlyRuns()
-    for mark in marks:
-        hours.count(mark, None)
-    return hours.window(now)
 
 
 def recent_runs(engine: Engine, per_key: int = RECENT_RUNS) -> dict[str, list[Run]]:
@@ -140,8 +94,6 @@ def run_steps(engine: Engine, run_id: str) -> tuple[StepMark, ...]:
 __all__ = [
     "MAX_STEPS",
     "RECENT_RUNS",
-    "HourlyRuns",
-    "hours_of",
     "new_ring",
     "recent_runs",
     "remember",

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rotator.audit import Run
-from rotator.daemon.history import HourlyRuns, new_ring, remember
+from rotator.daemon.history import new_ring, remember
 from rotator.discovery import Account
+from rotator.hourly import HourlyRuns
 from rotator.lease import LeaseInfo
 from rotator.snapshot import HourCount, KeyStatus, LeaseSummary, RunMark, StepMark
 

@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 
 from rotator.audit import Run, RunStatus
-from rotator.daemon.history import hours_of
+from rotator.hourly import hours_of
 from rotator.snapshot import KeyStatus, LeaseSummary, Phase, RunMark, StatusSnapshot
 
 DAY = timedelta(days=1)

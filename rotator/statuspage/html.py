@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import quote
 
-from rotator.daemon.history import hours_of
+from rotator.hourly import hours_of
 from rotator.snapshot import HourCount, KeyStatus, StatusSnapshot, StepMark
 from rotator.statuspage import svg
 from rotator.statuspage.filters import Page, Query
@@ -196,7 +196,7 @@ def _steps(steps: Sequence[StepMark]) -> str:
     )
 
 
-def _facts(key: KeyStatus, state: State, now: datetime) -> list[tuple[str, str]]:
+def _facts(key: KeyStatus, now: datetime) -> list[tuple[str, str]]:
     lease = key.lease
     holder = "-"
     if lease is not None:
@@ -231,9 +231,7 @@ def key_page(
 ) -> str:
     """One key: its state, run timeline, secret age against its schedule, last run's steps."""
     now = status.generated_at
-    facts = "".join(
-        f"<tr><th>{esc(n)}</th><td>{esc(v)}</td></tr>" for n, v in _facts(key, state, now)
-    )
+    facts = "".join(f"<tr><th>{esc(n)}</th><td>{esc(v)}</td></tr>" for n, v in _facts(key, now))
     run = key.last_run
     last = (
         f"<h2>Last run <code>{esc(run.id)}</code>: {esc(run.status)} ({esc(run.trigger)}, "

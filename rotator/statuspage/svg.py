@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from rotator.audit import RunStatus
+from rotator.hourly import WEEK_HOURS
 from rotator.snapshot import HourCount, KeyStatus, RunMark
 from rotator.statuspage.text import esc, shown
 
@@ -20,7 +21,6 @@ OUTCOME_COLOUR: Final = {
     RunStatus.FAILED: "#c62828",
 }
 AGE_BINS: Final = 12  # bins of 1/8 of the interval from 0 to 1.5 intervals, then "older"
-WEEK_HOURS: Final = 7 * 24
 _FONT = 'font-family="system-ui,sans-serif" font-size="11"'
 
 

@@ -3,6 +3,8 @@ routes over loopback, and the daemon's in-memory run history behind it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -264,3 +266,12 @@ def test_pages_answers_none_for_other_paths() -> None:
     pages = StatusPages(lambda: fleet_snapshot(1, now=NOW))
     assert pages.answer("/statusx", "", wants_html=True) is None
     assert pages.answer("/status/keys", "", wants_html=True) is None
+
+
+@pytest.mark.parametrize("module", ["rotator.httpserver", "rotator.statuspage", "rotator.hourly"])
+def test_modules_import_on_their_own(module: str) -> None:
+    """No import cycle between the server, the page and the daemon, whichever comes first."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
