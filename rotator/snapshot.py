@@ -48,6 +48,8 @@ class KeyStatus:
     last_run: Run | None
     lease: LeaseSummary | None
     error: str | None  # the last check's own error (database down...), if any
+    paused: str | None = None  # the pause holding the key (``rotator pause``), described
+    stuck: bool = False  # rotation.max_attempts failures in a row: needs ``rotator resume``
 
     @property
     def failing(self) -> bool:

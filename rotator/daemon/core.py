@@ -22,9 +22,12 @@ from rotator.config import Config
 from rotator.daemon.delivery import EventDelivery
 from rotator.daemon.jobs import Jobs
 from rotator.daemon.registry import KeyRegistry
+from rotator.daemon.watch import Watch
 from rotator.daemon.work import Context, Work
 from rotator.discovery import Discovery
+from rotator.drift import watch_tick
 from rotator.errors import RotatorError
+from rotator.holds import Holds
 from rotator.httpserver import HttpServer, Readiness
 from rotator.lease import LeaseInfo
 from rotator.metrics import Metrics
@@ -56,6 +59,7 @@ class Daemon:
         self._jobs = Jobs(self._stop)
         self._services: Services | None = None
         self._work: Work | None = None
+        self._watch: Watch | None = None
         self._http: HttpServer | None = None
         self._events = EventDelivery(config.events)
         self._notifier: Notifier | None = None
@@ -143,6 +147,9 @@ class Daemon:
         self._jobs.every(
             ":housekeeping", "deferred revocations and metrics", HOUSEKEEPING, work.housekeeping
         )
+        if self.config.watch.enabled and self._watch is not None:
+            tick = watch_tick(self.config.watch.interval)
+            self._jobs.every(":watch", "drift watch", tick, self._watch.tick)
         self._phase = Phase.RUNNING
         log.info(
             "daemon_started",
@@ -207,19 +214,20 @@ class Daemon:
         self._events.open(services.engine, self.metrics.registry)
         audit, vault, vonage = services.audit, services.vault, services.vonage
         self._notifier = Notifier(self.config, audit=audit, vault=vault, vonage=vonage)
-        self._work = Work(
-            Context(
-                config=self.config,
-                clock=self._clock,
-                stop=self._stop,
-                keys=self._keys,
-                jobs=self._jobs,
-                metrics=self.metrics,
-                services=services,
-                notifier=self._notifier,
-                discovery=Discovery(self.config, audit=audit, vault=vault, vonage=vonage),
-            )
+        context = Context(
+            config=self.config,
+            clock=self._clock,
+            stop=self._stop,
+            keys=self._keys,
+            jobs=self._jobs,
+            metrics=self.metrics,
+            services=services,
+            notifier=self._notifier,
+            discovery=Discovery(self.config, audit=audit, vault=vault, vonage=vonage),
+            holds=Holds(services.engine, audit),
         )
+        self._work = Work(context)
+        self._watch = Watch(context, self._work)
         return self._work
 
     def _svc(self) -> Services:

@@ -31,6 +31,8 @@ class KeyState:
     last_run: Run | None = None
     secret_since: datetime | None = None  # last success, else Vault's rotated_at
     error: str | None = None  # the last check's own error (database down...), if any
+    paused: str | None = None  # the pause holding it, as last seen at its check
+    stuck: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +120,15 @@ class KeyRegistry:
             if state is not None:
                 state.error = error
 
+    def set_hold(self, key: str, *, paused: str | None, stuck: bool | None = None) -> None:
+        """Record what holds the key (``stuck=None``: leave that as it is)."""
+        with self._lock:
+            state = self._keys.get(key)
+            if state is not None:
+                state.paused = paused
+                if stuck is not None:
+                    state.stuck = stuck
+
     def with_errors(self) -> set[str]:
         with self._lock:
             return {k for k, s in self._keys.items() if s.error is not None}
@@ -190,6 +201,8 @@ def _status(
         last_run=state.last_run,
         lease=LeaseSummary.of(lease) if lease else None,
         error=state.error,
+        paused=state.paused,
+        stuck=state.stuck,
     )
 
 
