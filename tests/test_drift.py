@@ -17,7 +17,9 @@ AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 def test_unknown_secret_is_drift() -> None:
     """A secret on Vonage that rotator never recorded is reported as unknown."""
     drift = compare("sub1", [CUR, EVIL], Known(current_id=CUR))
-    assert drift.found and drift.unknown == (EVIL,) and drift.vanished is None
+    assert drift.found
+    assert drift.unknown == (EVIL,)
+    assert drift.vanished is None
 
 
 def test_previous_secret_is_not_drift() -> None:
@@ -28,13 +30,15 @@ def test_previous_secret_is_not_drift() -> None:
 def test_vanished_current_is_drift() -> None:
     """The current secret gone from Vonage (someone revoked it) is reported."""
     drift = compare("sub1", [EVIL], Known(current_id=CUR))
-    assert drift.vanished == CUR and drift.unknown == (EVIL,)
+    assert drift.vanished == CUR
+    assert drift.unknown == (EVIL,)
 
 
 def test_no_baseline_is_not_judged() -> None:
     """A key whose current secret id rotator never learnt cannot be judged (no false alarm)."""
     drift = compare("sub1", [CUR, EVIL], Known(current_id=None))
-    assert not drift.judged and not drift.found
+    assert not drift.judged
+    assert not drift.found
 
 
 def test_pending_without_id_is_not_judged() -> None:
@@ -78,4 +82,5 @@ def test_drift_audit_event_becomes_secret_drift() -> None:
     )
     ((kind, data),) = consumer_events(facts, None)
     assert kind == EventType.SECRET_DRIFT
-    assert data["unknown_secret_ids"] == [EVIL] and data["api_key"] == "sub1"
+    assert data["unknown_secret_ids"] == [EVIL]
+    assert data["api_key"] == "sub1"

@@ -80,7 +80,8 @@ def test_consecutive_failures_stop_at_a_success() -> None:
 
 def test_stuck_after_max_attempts() -> None:
     """max_attempts failures in a row make a key stuck; one fewer does not."""
-    assert is_stuck(["failed"] * 3, 3) and not is_stuck(["failed"] * 2, 3)
+    assert is_stuck(["failed"] * 3, 3)
+    assert not is_stuck(["failed"] * 2, 3)
 
 
 def test_control_on_public_address_needs_tls() -> None:
