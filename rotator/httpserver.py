@@ -290,6 +290,8 @@ def _key_json(key: KeyStatus) -> dict[str, Any]:
         "lease": _lease_json(key.lease),
         "failing": key.failing,
         "error": key.error,
+        "paused": key.paused,
+        "stuck": key.stuck,
     }
 
 

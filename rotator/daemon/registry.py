@@ -99,7 +99,12 @@ class KeyRegistry:
             return self._dues_locked()
 
     def _dues_locked(self) -> dict[str, datetime]:
-        return {k: s.due for k, s in self._keys.items() if s.due is not None}
+        """Due keys that may run: a held one (paused, stuck) must not keep the primary waiting."""
+        return {
+            k: s.due
+            for k, s in self._keys.items()
+            if s.due is not None and not s.paused and not s.stuck
+        }
 
     def apply(self, key: str, facts: Facts) -> None:
         """Record a refresh (and clear the key's error: the refresh just worked)."""

@@ -165,7 +165,19 @@ class Work:
         return None
 
     def _alert_stuck(self, key: str, failures: int) -> None:
-        """One alert per stuck episode: none again until a run ends after the last one."""
+        """One alert per stuck episode (none again until a run ends after it), sent under the
+        key's lease so two replicas never both send it."""
+        leases = self._ctx.services.leases
+        try:
+            lease = leases.acquire(key, wait=timedelta(0))
+        except LeaseHeldError:
+            return  # another replica is on it
+        try:
+            self._alert_stuck_locked(key, failures)
+        finally:
+            leases.release(lease)
+
+    def _alert_stuck_locked(self, key: str, failures: int) -> None:
         ctx = self._ctx
         last_alert = ctx.services.audit.last_alert("stuck", key)
         newest = ctx.services.audit.runs(api_key=key, limit=1)
