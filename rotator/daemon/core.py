@@ -26,7 +26,7 @@ from rotator.daemon.watch import Watch
 from rotator.daemon.work import Context, Work
 from rotator.discovery import Discovery
 from rotator.drift import watch_tick
-from rotator.errors import RotatorError
+from rotator.errors import ConfigError, RotatorError
 from rotator.holds import Holds
 from rotator.httpserver import HttpServer, Readiness
 from rotator.lease import LeaseInfo
@@ -119,6 +119,11 @@ class Daemon:
         return 0 if all(results) else 1
 
     def start(self) -> None:
+        if self.config.http.control.enabled:  # issue 14's control API: not built yet
+            raise ConfigError(
+                "http.control.enabled: the control API is not available in this version",
+                hint="set http.control.enabled: false",
+            )
         work = self._open()
         services = self._svc()
         self._http = HttpServer(
