@@ -16,7 +16,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from rotator.commands import adopt, audit, daemon, demo, events, inspect, rotate, schema, simulate
+from rotator.commands import (
+    adopt,
+    audit,
+    daemon,
+    demo,
+    events,
+    holds,
+    inspect,
+    rotate,
+    schema,
+    simulate,
+)
 from rotator.commands.context import options
 from rotator.errors import (
     ConfigError,
@@ -98,6 +109,8 @@ app.command()(inspect.status)
 app.command()(inspect.check)
 app.command()(adopt.adopt)
 app.command()(events.events)
+app.command()(holds.pause)
+app.command()(holds.resume)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(schema.db_app, name="db")
 app.command("run")(daemon.run_daemon)

@@ -96,6 +96,8 @@ class KeyStatus:
     last_run: Run | None
     lease: LeaseSummary | None
     error: str | None  # the last check's own error (database down...), if any
+    paused: str | None = None  # the pause holding the key (``rotator pause``), described
+    stuck: bool = False  # rotation.max_attempts failures in a row: needs ``rotator resume``
     interval: timedelta | None = None  # the schedule's period: what the secret age is held to
     recent: tuple[RunMark, ...] = ()  # the newest runs, oldest first (the daemon's ring)
 

@@ -40,16 +40,39 @@ def _next_due(services: Services, view: KeyView) -> datetime | None:
     )
 
 
+def _holds(services: Services, keys: list[str]) -> dict[str, str | None]:
+    """What holds each key: a pause, or the stuck rule with what to do about it."""
+    from rotator.holds import ALL, Holds
+
+    holds = Holds(services.engine, services.audit)
+    pauses = holds.active_pauses(datetime.now(UTC))
+    max_attempts = services.config.rotation.max_attempts
+    out: dict[str, str | None] = {}
+    for key in keys:
+        pause = pauses.get(key) or pauses.get(ALL)
+        if pause is not None:
+            out[key] = pause.describe()
+        elif holds.failures(key, max_attempts) >= max_attempts:
+            out[key] = (
+                f"stuck: {max_attempts} failed runs in a row; fix the cause, then "
+                f"`rotator resume {key}`"
+            )
+        else:
+            out[key] = None
+    return out
+
+
 def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
     from rotator.services import build
 
     services = build(get_config())
     try:
         views = _views(services, api_key, emergency=emergency)
+        holds = _holds(services, [v.api_key for v in views])
     finally:
         services.close()
     if as_json:
-        print_json([v.to_json() for v in views])
+        print_json([{**v.to_json(), "hold": holds[v.api_key]} for v in views])
         return
     from rotator.escape import markup as m
     from rotator.escape import terminal
@@ -58,6 +81,8 @@ def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
     now = datetime.now(UTC)
     for view in views:
         out.print(f"[bold]{m(view.api_key)}[/bold]{' (primary)' if view.is_primary else ''}")
+        if holds[view.api_key]:
+            out.print(f"  [yellow]held: {m(holds[view.api_key])}[/yellow]")
         if view.error:
             out.print(f"  [red]cannot inspect: {m(scrub(view.error))}[/red]")
             continue
@@ -109,12 +134,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
     try:
         views = _views(services, None)
         dues = {v.api_key: _next_due(services, v) for v in views}
+        holds = _holds(services, [v.api_key for v in views])
     finally:
         services.close()
     if as_json:
         print_json(
             [
-                {**v.to_json(), "next_due": (d.isoformat() if (d := dues[v.api_key]) else None)}
+                {
+                    **v.to_json(),
+                    "next_due": (d.isoformat() if (d := dues[v.api_key]) else None),
+                    "hold": holds[v.api_key],
+                }
                 for v in views
             ]
         )
@@ -122,7 +152,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
     from rotator.escape import markup as m
 
     table = Table(title="rotator status")
-    for column in ("key", "secrets", "current secret", "age", "last run", "next due", "lease"):
+    columns = ("key", "secrets", "current secret", "age", "last run", "next due", "lease", "hold")
+    for column in columns:
         table.add_column(column)
     for view in views:
         current = view.current
@@ -139,6 +170,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
             f"[red]{last}[/red]" if failed else last,
             f"{due:%Y-%m-%d %H:%M}Z" if due else "-",
             m(view.lease.owner) if view.lease and view.lease.active else "",
+            f"[yellow]{m(holds[view.api_key])}[/yellow]" if holds[view.api_key] else "",
         )
     console().print(table)
 

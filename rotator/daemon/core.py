@@ -23,9 +23,12 @@ from rotator.daemon.delivery import EventDelivery
 from rotator.daemon.history import recent_runs, run_steps
 from rotator.daemon.jobs import Jobs
 from rotator.daemon.registry import KeyRegistry
+from rotator.daemon.watch import Watch
 from rotator.daemon.work import Context, Work
 from rotator.discovery import Discovery
-from rotator.errors import RotatorError
+from rotator.drift import watch_tick
+from rotator.errors import ConfigError, RotatorError
+from rotator.holds import Holds
 from rotator.httpserver import HttpServer, Readiness
 from rotator.lease import LeaseInfo
 from rotator.metrics import Metrics
@@ -57,6 +60,7 @@ class Daemon:
         self._jobs = Jobs(self._stop)
         self._services: Services | None = None
         self._work: Work | None = None
+        self._watch: Watch | None = None
         self._http: HttpServer | None = None
         self._events = EventDelivery(config.events)
         self._notifier: Notifier | None = None
@@ -117,6 +121,11 @@ class Daemon:
         return 0 if all(results) else 1
 
     def start(self) -> None:
+        if self.config.http.control.enabled:  # issue 14's control API: not built yet
+            raise ConfigError(
+                "http.control.enabled: the control API is not available in this version",
+                hint="set http.control.enabled: false",
+            )
         work = self._open()
         services = self._svc()
         self._http = HttpServer(
@@ -147,6 +156,9 @@ class Daemon:
         self._jobs.every(
             ":housekeeping", "deferred revocations and metrics", HOUSEKEEPING, work.housekeeping
         )
+        if self.config.watch.enabled and self._watch is not None:
+            tick = watch_tick(self.config.watch.interval)
+            self._jobs.every(":watch", "drift watch", tick, self._watch.tick)
         self._phase = Phase.RUNNING
         log.info(
             "daemon_started",
@@ -238,19 +250,20 @@ class Daemon:
         self._events.open(services.engine, self.metrics.registry)
         audit, vault, vonage = services.audit, services.vault, services.vonage
         self._notifier = Notifier(self.config, audit=audit, vault=vault, vonage=vonage)
-        self._work = Work(
-            Context(
-                config=self.config,
-                clock=self._clock,
-                stop=self._stop,
-                keys=self._keys,
-                jobs=self._jobs,
-                metrics=self.metrics,
-                services=services,
-                notifier=self._notifier,
-                discovery=Discovery(self.config, audit=audit, vault=vault, vonage=vonage),
-            )
+        context = Context(
+            config=self.config,
+            clock=self._clock,
+            stop=self._stop,
+            keys=self._keys,
+            jobs=self._jobs,
+            metrics=self.metrics,
+            services=services,
+            notifier=self._notifier,
+            discovery=Discovery(self.config, audit=audit, vault=vault, vonage=vonage),
+            holds=Holds(services.engine, audit),
         )
+        self._work = Work(context)
+        self._watch = Watch(context, self._work)
         return self._work
 
     def _svc(self) -> Services:

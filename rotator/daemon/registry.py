@@ -37,6 +37,8 @@ class KeyState:
     error: str | None = None  # the last check's own error (database down...), if any
     recent: deque[RunMark] = field(default_factory=new_ring)  # the status page's history
     steps: tuple[str, tuple[StepMark, ...]] | None = None  # (run id, its steps), read once
+    paused: str | None = None  # the pause holding it, as last seen at its check
+    stuck: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +106,12 @@ class KeyRegistry:
             return self._dues_locked()
 
     def _dues_locked(self) -> dict[str, datetime]:
-        return {k: s.due for k, s in self._keys.items() if s.due is not None}
+        """Due keys that may run: a held one (paused, stuck) must not keep the primary waiting."""
+        return {
+            k: s.due
+            for k, s in self._keys.items()
+            if s.due is not None and not s.paused and not s.stuck
+        }
 
     def apply(self, key: str, facts: Facts) -> None:
         """Record a refresh (and clear the key's error: the refresh just worked)."""
@@ -126,6 +133,15 @@ class KeyRegistry:
             state = self._keys.get(key)
             if state is not None:
                 state.error = error
+
+    def set_hold(self, key: str, *, paused: str | None, stuck: bool | None = None) -> None:
+        """Record what holds the key (``stuck=None``: leave that as it is)."""
+        with self._lock:
+            state = self._keys.get(key)
+            if state is not None:
+                state.paused = paused
+                if stuck is not None:
+                    state.stuck = stuck
 
     def with_errors(self) -> set[str]:
         with self._lock:
@@ -238,6 +254,8 @@ def _status(
         error=state.error,
         interval=interval_of(key),
         recent=tuple(state.recent),
+        paused=state.paused,
+        stuck=state.stuck,
     )
 
 

@@ -48,6 +48,8 @@ def key_json(key: KeyStatus, state: State) -> dict[str, Any]:
         "lease": _lease_json(key.lease),
         "failing": key.failing,
         "error": key.error,
+        "paused": key.paused,
+        "stuck": key.stuck,
     }
 
 

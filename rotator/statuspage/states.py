@@ -33,7 +33,9 @@ def _due_soon(key: KeyStatus, now: datetime) -> bool:
 
 
 STATES: Final[tuple[State, ...]] = (
+    State("stuck", "stuck", True, "#7f0000", lambda k, _now: k.stuck),
     State("failing", "failing", True, "#c62828", lambda k, _now: k.failing),
+    State("paused", "paused", True, "#546e7a", lambda k, _now: k.paused is not None),
     State("in_grace", "in grace", False, "#6a4c93", lambda k, _now: k.grace_until is not None),
     State("due_soon", "due soon", False, "#d9822b", _due_soon),
     State("healthy", "healthy", False, "#2e7d32", lambda _k, _now: True),

@@ -275,3 +275,18 @@ def test_modules_import_on_their_own(module: str) -> None:
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_paused_and_stuck_keys_are_states_of_their_own() -> None:
+    """A paused key and a stuck key are counted, filtered and listed as needing attention."""
+    snap = fleet_snapshot(20, now=NOW)
+    keys = list(snap.keys)
+    keys[0] = replace(keys[0], paused="until 2024-03-02 (maintenance)")
+    keys[1] = replace(keys[1], stuck=True)
+    snap = replace(snap, keys=tuple(keys))
+    body = status_json(snap, parse_query("state=stuck"))
+    assert body["summary"]["paused"] == 1
+    assert [k["api_key"] for k in body["keys"]] == [keys[1].api_key]
+    assert body["keys"][0]["stuck"] is True
+    paused = status_json(snap, parse_query("state=paused"))["keys"]
+    assert [(k["api_key"], k["paused"]) for k in paused] == [(keys[0].api_key, keys[0].paused)]
