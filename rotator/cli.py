@@ -16,7 +16,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from rotator.commands import adopt, audit, daemon, demo, events, inspect, rotate, schema, simulate
+from rotator.commands import (
+    adopt,
+    audit,
+    daemon,
+    demo,
+    events,
+    inspect,
+    lease,
+    rotate,
+    schema,
+    simulate,
+)
 from rotator.commands.context import options
 from rotator.errors import (
     ConfigError,
@@ -93,6 +104,7 @@ app.command()(inspect.check)
 app.command()(adopt.adopt)
 app.command()(events.events)
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(lease.lease_app, name="lease")
 app.add_typer(schema.db_app, name="db")
 app.command("run")(daemon.run_daemon)
 app.command()(demo.demo)

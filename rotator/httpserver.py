@@ -301,6 +301,7 @@ def status_json(status: StatusSnapshot) -> dict[str, Any]:
         "owner": status.owner,
         "generated_at": shown(status.generated_at),
         "keys": [_key_json(key) for key in status.keys],
+        "quarantined": [{"key": key, "why": why} for key, why in status.quarantined],
     }
 
 

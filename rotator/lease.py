@@ -5,6 +5,12 @@ A lease has an owner, an expiry and a fencing token that grows on every acquisit
 stalled past its expiry finds its token gone at its next ``renew`` and stops before touching
 anything. An owner on this host whose process is dead is taken over at once rather than waiting
 out the expiry.
+
+Every moment a lease records or compares is the *database's* clock (``database_now``), never the
+host's: hosts sharing one database then agree on expiry whatever their own clocks say. An expiry
+more than one ``ttl`` ahead of the database's clock cannot come from a holder (each renewal sets
+now + ttl), so it counts as expired; its holder, if alive, is fenced out at its next ``renew``.
+``break_`` ends a lease on an operator's word (``rotator lease break``).
 """
 
 from __future__ import annotations
@@ -15,17 +21,29 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from rotator.clock import utcnow
+from rotator.clock import parse, utcnow
 from rotator.db import translate_errors
 from rotator.errors import LeaseHeldError
 from rotator.models import LeaseRow
+
+
+def database_now(conn: Connection) -> datetime:
+    """The database's clock, aware UTC (PostgreSQL: ``now()``; SQLite: ``'now'``, in ms)."""
+    if conn.dialect.name == "sqlite":
+        query = sa.select(sa.func.strftime("%Y-%m-%d %H:%M:%f", "now"))
+    else:
+        query = sa.select(sa.func.timezone("UTC", sa.func.now()))
+    value = conn.execute(query).scalar_one()
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return parse(str(value))
 
 
 class LeaseLostError(LeaseHeldError):
@@ -126,8 +144,8 @@ class Leases:
         return None, self.holder(api_key)  # the winner holds it
 
     def _try_acquire_row(self, api_key: str) -> tuple[Lease | None, LeaseInfo | None]:
-        now = utcnow()
         with self.engine.begin() as c:
+            now = database_now(c)
             current = self._select_for_update(c, api_key)
             if current is None:
                 lease = Lease(api_key=api_key, owner=self.owner, token=1, expires_at=now + self.ttl)
@@ -143,6 +161,7 @@ class Leases:
                 return lease, None
             free = (
                 current.expires_at <= now
+                or current.expires_at > now + self.ttl  # not a holder's: a skewed clock's
                 or current.owner == self.owner
                 or owner_is_dead(current.owner)
             )
@@ -169,11 +188,11 @@ class Leases:
 
     def renew(self, lease: Lease, *, run_id: str | None = None) -> Lease:
         """Extend the lease; raise ``LeaseLostError`` if another owner took it (fencing)."""
-        expires_at = utcnow() + self.ttl
-        values: dict[str, object] = {"expires_at": expires_at}
-        if run_id is not None:
-            values["run_id"] = run_id
         with translate_errors("renew the key's lease", self.engine), self.engine.begin() as c:
+            expires_at = database_now(c) + self.ttl
+            values: dict[str, object] = {"expires_at": expires_at}
+            if run_id is not None:
+                values["run_id"] = run_id
             updated = c.execute(
                 sa.update(LeaseRow)
                 .where(
@@ -195,8 +214,22 @@ class Leases:
             c.execute(
                 sa.update(LeaseRow)
                 .where(LeaseRow.api_key == lease.api_key, LeaseRow.token == lease.token)
-                .values(expires_at=utcnow(), run_id=None)
+                .values(expires_at=database_now(c), run_id=None)
             )
+
+    def break_(self, api_key: str) -> LeaseInfo | None:
+        """End whoever holds ``api_key``'s lease now, and fence it out (its token is bumped,
+        so its next ``renew`` fails and it stops). The lease as it was, or None if none."""
+        with translate_errors("break the key's lease", self.engine), self.engine.begin() as c:
+            current = self._select_for_update(c, api_key)
+            if current is None:
+                return None
+            c.execute(
+                sa.update(LeaseRow)
+                .where(LeaseRow.api_key == api_key, LeaseRow.token == current.token)
+                .values(token=current.token + 1, expires_at=database_now(c), run_id=None)
+            )
+        return current
 
     def holder(self, api_key: str) -> LeaseInfo | None:
         with translate_errors("read the key's lease", self.engine), self.engine.connect() as c:

@@ -29,7 +29,7 @@ from rotator.vonage import VonageClient
 log = structlog.get_logger("rotator.notify")
 
 AlertKind = Literal["failed", "rolled_back", "emergency"]
-KINDS: Final = ("failed", "rolled_back", "emergency")
+KINDS: Final = ("failed", "rolled_back", "emergency", "quarantined")
 UNDELIVERED: Final = "undelivered"  # audit outcome of an alert no channel accepted
 SMS_MAX = 300  # characters: two concatenated SMS parts at most
 WEBHOOK_TIMEOUT = 5.0

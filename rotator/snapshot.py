@@ -62,6 +62,9 @@ class StatusSnapshot:
     owner: str | None
     generated_at: datetime
     keys: tuple[KeyStatus, ...] = ()
+    # keys that cannot be handled (an invalid listed key, an internal error): skipped, shown
+    # here as (sanitised key, why); every other key keeps rotating
+    quarantined: tuple[tuple[str, str], ...] = ()
 
 
 __all__ = [

@@ -189,6 +189,7 @@ class Daemon:
             owner=services.leases.owner if services else None,
             generated_at=now,
             keys=self._keys.statuses(now, leases),
+            quarantined=self._keys.quarantined(),
         )
 
     # -- start-up ---------------------------------------------------------------------------
