@@ -35,11 +35,13 @@ from rotator.models import LeaseRow
 
 
 def database_now(conn: Connection) -> datetime:
-    """The database's clock, aware UTC (PostgreSQL: ``now()``; SQLite: ``'now'``, in ms)."""
+    """The database's clock, aware UTC (PostgreSQL: ``clock_timestamp()``; SQLite: ``'now'``)."""
     if conn.dialect.name == "sqlite":
         query = sa.select(sa.func.strftime("%Y-%m-%d %H:%M:%f", "now"))
     else:
-        query = sa.select(sa.func.timezone("UTC", sa.func.now()))
+        # clock_timestamp(), not now(): now() is the transaction's start, earlier than a
+        # renewal this transaction waited for on the row lock.
+        query = sa.select(sa.func.timezone("UTC", sa.func.clock_timestamp()))
     value = conn.execute(query).scalar_one()
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -145,8 +147,8 @@ class Leases:
 
     def _try_acquire_row(self, api_key: str) -> tuple[Lease | None, LeaseInfo | None]:
         with self.engine.begin() as c:
-            now = database_now(c)
             current = self._select_for_update(c, api_key)
+            now = database_now(c)  # after the row lock: no renewal can be newer than this
             if current is None:
                 lease = Lease(api_key=api_key, owner=self.owner, token=1, expires_at=now + self.ttl)
                 c.execute(
