@@ -7,9 +7,10 @@ anything. An owner on this host whose process is dead is taken over at once rath
 out the expiry.
 
 Every moment a lease records or compares is the *database's* clock (``database_now``), never the
-host's: hosts sharing one database then agree on expiry whatever their own clocks say. An expiry
-more than one ``ttl`` ahead of the database's clock cannot come from a holder (each renewal sets
-now + ttl), so it counts as expired; its holder, if alive, is fenced out at its next ``renew``.
+host's: hosts sharing one database then agree on expiry whatever their own clocks say. A lease
+*acquired* after the database's now cannot come from a holder using that clock (a host whose
+own clock ran ahead wrote it), so it does not block; its holder, if alive, is fenced out at its
+next ``renew``.
 ``break_`` ends a lease on an operator's word (``rotator lease break``).
 """
 
@@ -46,6 +47,9 @@ def database_now(conn: Connection) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return parse(str(value))
+
+
+CLOCK_SLACK = timedelta(seconds=5)
 
 
 class LeaseLostError(LeaseHeldError):
@@ -98,6 +102,7 @@ class LeaseInfo:
     token: int
     expires_at: datetime
     run_id: str | None
+    acquired_at: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -163,7 +168,7 @@ class Leases:
                 return lease, None
             free = (
                 current.expires_at <= now
-                or current.expires_at > now + self.ttl  # not a holder's: a skewed clock's
+                or _from_the_future(current, now)
                 or current.owner == self.owner
                 or owner_is_dead(current.owner)
             )
@@ -256,4 +261,11 @@ def _info(row: Any) -> LeaseInfo:
         token=m["token"],
         expires_at=m["expires_at"],
         run_id=m["run_id"],
+        acquired_at=m["acquired_at"],
     )
+
+
+def _from_the_future(info: LeaseInfo, now: datetime) -> bool:
+    """Acquired after the database's now: written by a host whose clock runs ahead (with the
+    database's clock no holder's can be), so no holder's: it does not block."""
+    return info.acquired_at is not None and info.acquired_at > now + CLOCK_SLACK

@@ -136,3 +136,21 @@ def test_following_the_dead_primarys_hint_lets_the_emergency_win(world: World) -
     assert attacker not in world.sim.secret_ids(PRIMARY)
     assert world.sim.secret_ids(PRIMARY) == [outcome.run.new_secret_id]
     assert violations(world, PRIMARY, services.audit) == []
+
+
+def test_an_application_reading_vault_always_gets_a_working_secret(world: World) -> None:
+    """At every step of an emergency fought with an attacker, Vault's current secret works."""
+    rotated_once(world)
+    readings: list[tuple[str, bool]] = []
+    attack = attacker_at(
+        "after:make_room", lambda: world.sim.add_secret(SUB, ATTACKER, propagated=True)
+    )
+
+    def boundary(point: str) -> None:
+        attack(point)
+        readings.append((point, world.current_authenticates(SUB)))
+
+    services = world.services(boundary=boundary)
+    outcome = services.rotator.rotate(SUB, actor="tester", reason="leak", emergency=True)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    assert [point for point, works in readings if not works] == []
