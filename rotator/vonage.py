@@ -6,9 +6,12 @@ an ambiguous failure by listing. Every httpx error and error answer becomes a ``
 subclass here, once. Secrets travel only in the Authorization header or a form body, never a URL.
 
 Every answer is treated as possibly hostile: each secret id and API key in it must match
-``rotator.identifiers`` (else ``VonageInvalidIdentifierError``, nothing acted on); URL paths are
-built from percent-encoded segments; every text taken from an answer is scrubbed of known secret
-values; a ``Retry-After`` beyond ``vonage.max_retry_after`` fails the call instead of sleeping.
+``rotator.identifiers`` (else ``VonageInvalidIdentifierError``, nothing acted on) — except a
+subaccount listing, where one bad API key is refused alone (``Reply.refused``, for the caller to
+quarantine) and the valid ones are returned, so one hostile entry cannot stop every key. URL
+paths are built from percent-encoded segments; every text taken from an answer is scrubbed of
+known secret values; a ``Retry-After`` beyond ``vonage.max_retry_after`` fails the call instead
+of sleeping.
 """
 
 from __future__ import annotations
