@@ -19,12 +19,14 @@ FULL: dict[str, list[str]] = {
     "bulk_rotation": [],
     "footprint": [],
     "emergency_latency": [],
+    "status_page": [],
 }
 QUICK: dict[str, list[str]] = {
     "startup": ["--reps", "1"],
     "bulk_rotation": ["--keys", "5", "--latency", "0", "--rate", "1000", "--runs", "1"],
     "footprint": ["--keys", "5", "--window", "1", "--settle", "0", "--no-restart"],
     "emergency_latency": ["--reps", "1", "--propagation", "0"],
+    "status_page": ["--keys", "10", "--reps", "1"],
 }
 
 

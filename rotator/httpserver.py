@@ -7,14 +7,12 @@ Nothing here can change state or show a secret value; every string on the HTML p
 
 from __future__ import annotations
 
-import html
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,20 +21,17 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from rotator import db
-from rotator.audit import Run
-from rotator.durations import format_duration
 from rotator.errors import RotatorError
 from rotator.metrics import Metrics
 from rotator.notify import scrub
-from rotator.snapshot import KeyStatus, LeaseSummary, Phase, StatusSnapshot
+from rotator.snapshot import Phase
+from rotator.statuspage import StatusPages, StatusSource, StepsSource, render_html, status_json
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
 log = structlog.get_logger("rotator.http")
 VONAGE_CHECK_TTL = 60.0  # seconds a Vonage credentials check is reused: probes must not hammer it
 REQUEST_TIMEOUT = 10.0  # a client that sends nothing for this long is dropped
-
-StatusSource = Callable[[], StatusSnapshot]
 
 
 @dataclass(frozen=True)
@@ -112,13 +107,13 @@ class _Server(ThreadingHTTPServer):
         address: tuple[str, int],
         *,
         metrics: Metrics,
-        status: StatusSource,
+        pages: StatusPages,
         readiness: Readiness,
         family: socket.AddressFamily,
     ) -> None:
         self.address_family = family
         self.metrics = metrics
-        self.status = status
+        self.pages = pages
         self.readiness = readiness
         super().__init__(address, _Handler)
 
@@ -136,7 +131,8 @@ class _Handler(BaseHTTPRequestHandler):
     error_message_format = "%(code)d %(message)s\n"  # for garbage: short, and echoes nothing
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
         try:
             if path == "/healthz":
                 self._send(200, "text/plain; charset=utf-8", b"ok\n")
@@ -145,11 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/metrics":
                 body, content_type = self.server.metrics.render(self.headers.get("Accept", ""))
                 self._send(200, content_type, body)
-            elif path == "/status.html" or (path == "/status" and self._wants_html()):
-                page = render_html(self.server.status())
-                self._send(200, "text/html; charset=utf-8", page.encode())
-            elif path in ("/status", "/status.json"):
-                self._json(200, status_json(self.server.status()))
+            elif page := self.server.pages.answer(path, url.query, wants_html=self._wants_html()):
+                self._send(page.status, page.content_type, page.body)
             else:
                 self._json(404, {"error": "not found", "paths": list(PATHS)})
         except Exception:
@@ -203,20 +196,30 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("http_request", line=(format % args)[:300])
 
 
-PATHS = ("/healthz", "/readyz", "/metrics", "/status", "/status.html")
+PATHS = ("/healthz", "/readyz", "/metrics", "/status", "/status.html", "/status/keys/<api_key>")
 
 
 class HttpServer:
     """The server on its own thread; ``port`` is the bound one (``listen`` may ask for 0)."""
 
     def __init__(
-        self, listen: str, *, metrics: Metrics, status: StatusSource, readiness: Readiness
+        self,
+        listen: str,
+        *,
+        metrics: Metrics,
+        status: StatusSource,
+        readiness: Readiness,
+        steps: StepsSource | None = None,
     ) -> None:
         host, _, port = listen.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._server = _Server(
-            (host, int(port)), metrics=metrics, status=status, readiness=readiness, family=family
+            (host, int(port)),
+            metrics=metrics,
+            pages=StatusPages(status, steps),
+            readiness=readiness,
+            family=family,
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -241,130 +244,6 @@ class HttpServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
-
-
-# -- the status page ----------------------------------------------------------------------------
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse}th,td{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
-th{background:#f4f4f4}tr.fail td{background:#fde8e8;color:#a00}td.fail{color:#a00;font-weight:bold}
-td.ok{color:#070}.muted{color:#777}code{font-size:.95em}
-"""
-
-
-def shown(moment: datetime | None) -> str | None:
-    """/status shows moments to the second: a contract with whoever scrapes it."""
-    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _run_json(run: Run | None) -> dict[str, Any] | None:
-    if run is None:
-        return None
-    return {
-        "run_id": run.id,
-        "status": str(run.status),
-        "trigger": run.trigger,
-        "started_at": shown(run.started_at),
-        "finished_at": shown(run.finished_at),
-        "error": run.error,
-    }
-
-
-def _lease_json(lease: LeaseSummary | None) -> dict[str, Any] | None:
-    if lease is None:
-        return None
-    return {"owner": lease.owner, "expires_at": shown(lease.expires_at), "active": lease.active}
-
-
-def _key_json(key: KeyStatus) -> dict[str, Any]:
-    return {
-        "api_key": key.api_key,
-        "name": key.name,
-        "primary": key.primary,
-        "secret_age_seconds": key.secret_age.total_seconds() if key.secret_age else None,
-        "last_success": shown(key.last_success),
-        "next_due": shown(key.next_due),
-        "rotating_here": key.rotating_here,
-        "last_run": _run_json(key.last_run),
-        "lease": _lease_json(key.lease),
-        "failing": key.failing,
-        "error": key.error,
-    }
-
-
-def status_json(status: StatusSnapshot) -> dict[str, Any]:
-    """/status as JSON: every managed key, its secret age, last run, next due, lease."""
-    return {
-        "version": status.version,
-        "phase": str(status.phase),
-        "owner": status.owner,
-        "generated_at": shown(status.generated_at),
-        "keys": [_key_json(key) for key in status.keys],
-        "quarantined": [{"key": key, "why": why} for key, why in status.quarantined],
-    }
-
-
-def _age(age: timedelta | None) -> str:
-    return "unknown" if age is None else format_duration(age)
-
-
-def _when(moment: datetime | None, now: datetime) -> str:
-    text = shown(moment)
-    if moment is None or text is None:
-        return "-"
-    delta = (moment.replace(microsecond=0) - now.replace(microsecond=0)).total_seconds()
-    if abs(delta) < 1:
-        return f"{text} (now)"
-    return f"{text} ({_age(timedelta(seconds=abs(delta)))} {'from now' if delta > 0 else 'ago'})"
-
-
-def _row(key: KeyStatus, now: datetime) -> str:
-    e = html.escape
-    run = key.last_run
-    result = str(run.status) if run is not None else "never run"
-    cls = "fail" if key.failing else ("ok" if result in ("succeeded", "awaiting_revoke") else "")
-    holder = key.lease.owner if key.lease is not None and key.lease.active else "-"
-    role = "primary" if key.primary else "subaccount"
-    name = f"<br><span class=muted>{e(key.name)}</span>" if key.name else ""
-    return (
-        f'<tr class="{"fail" if key.failing else ""}">'
-        f"<td><code>{e(key.api_key)}</code>{name}</td>"
-        f"<td>{e(role)}</td>"
-        f"<td>{e(_age(key.secret_age))}</td>"
-        f'<td class="{cls}">{e(result)}</td>'
-        f"<td>{e(_when(key.next_due, now))}</td>"
-        f"<td>{e(holder)}</td>"
-        f"<td>{e((run.error if run is not None else None) or '')}</td>"
-        "</tr>"
-    )
-
-
-def render_html(status: StatusSnapshot) -> str:
-    """The status page: one row per key; failing keys in red. Every value is escaped."""
-    e = html.escape
-    now = status.generated_at
-    keys = status.keys
-    rows = [_row(key, now) for key in keys]
-    failing_count = sum(1 for k in keys if k.failing)
-    summary = (
-        f'<p class="fail"><b>{failing_count} of {len(keys)} keys failing</b></p>'
-        if failing_count
-        else f"<p class=ok>All {len(keys)} keys healthy.</p>"
-    )
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta http-equiv="refresh" content="30">'
-        f"<title>rotator status</title><style>{_CSS}</style></head><body>"
-        f"<h1>rotator</h1><p class=muted>version {e(status.version)}, "
-        f"{e(str(status.phase))}, as of {e(shown(now) or '')}; "
-        f"this process: <code>{e(str(status.owner))}</code></p>"
-        f"{summary}"
-        "<table><thead><tr><th>API key</th><th>role</th><th>secret age</th><th>last result</th>"
-        "<th>next due</th><th>lease holder</th><th>last error</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table></body></html>"
-    )
 
 
 __all__ = ["Check", "HttpServer", "Readiness", "render_html", "status_json"]

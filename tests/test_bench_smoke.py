@@ -16,6 +16,7 @@ SCRIPTS = {
     "footprint": ["--keys", "5", "--window", "0.5", "--settle", "0", "--no-restart"],
     "emergency_latency": ["--reps", "1", "--propagation", "0"],
     "startup": ["--reps", "1"],
+    "status_page": ["--keys", "10", "--reps", "1"],
 }
 
 
@@ -99,3 +100,12 @@ def test_startup_prints_a_row_per_measurement(
     assert result.returncode == 0, result.stderr[-3000:]
     measured = {row["what"] for row in rows(result.stdout, "what")}
     assert {"import rotator.cli (importtime)", "rotator --help"} <= measured
+
+
+def test_status_page_prints_a_row_per_page(
+    outputs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """bench.status_page exits 0 with the overview, filtered, JSON and key-page rows."""
+    result = outputs["status_page"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(rows(result.stdout, "keys")) == 4

@@ -20,6 +20,7 @@ from rotator import __version__, db
 from rotator.clock import utcnow
 from rotator.config import Config
 from rotator.daemon.delivery import EventDelivery
+from rotator.daemon.history import recent_runs, run_steps
 from rotator.daemon.jobs import Jobs
 from rotator.daemon.registry import KeyRegistry
 from rotator.daemon.work import Context, Work
@@ -30,9 +31,9 @@ from rotator.lease import LeaseInfo
 from rotator.metrics import Metrics
 from rotator.notify import Notifier
 from rotator.ratelimit import RateLimiter
-from rotator.scheduling import run_order
+from rotator.scheduling import period, run_order, schedule_for
 from rotator.services import Services, build
-from rotator.snapshot import Phase, StatusSnapshot
+from rotator.snapshot import Phase, StatusSnapshot, StepMark
 
 log = structlog.get_logger("rotator.daemon")
 
@@ -60,6 +61,7 @@ class Daemon:
         self._events = EventDelivery(config.events)
         self._notifier: Notifier | None = None
         self.metrics = Metrics(__version__, clock=clock)
+        self._periods: dict[str, timedelta] = {}  # each key's schedule period (config is fixed)
 
     # -- public surface ---------------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class Daemon:
             self.config.http.listen,
             metrics=self.metrics,
             status=self.status,
+            steps=self.last_steps,
             readiness=Readiness(
                 engine=services.engine,
                 vault=services.vault,
@@ -138,6 +141,7 @@ class Daemon:
         self._jobs.start(max_parallel=rotation.max_parallel)
         work.revoke_due()  # those due now; the others get a job at their revoke_after
         work.discover(initial=True)  # schedules every key found
+        self._seed_history(services)
         interval = self.config.accounts.discovery_interval
         self._jobs.every(":discovery", "discover subaccounts", interval, work.discover)
         self._jobs.every(
@@ -188,9 +192,36 @@ class Daemon:
             phase=self._phase,
             owner=services.leases.owner if services else None,
             generated_at=now,
-            keys=self._keys.statuses(now, leases),
+            keys=self._keys.statuses(now, leases, self._period),
             quarantined=self._keys.quarantined(),
+            hours=self._keys.hours(now),
         )
+
+    def last_steps(self, key: str, run_id: str) -> tuple[StepMark, ...]:
+        """The steps of a key's last run for its page: read once per run, then from memory."""
+        cached = self._keys.steps(key, run_id)
+        if cached is not None:
+            return cached
+        services = self._services
+        if services is None:
+            return ()
+        steps = run_steps(services.engine, run_id)
+        self._keys.keep_steps(key, run_id, steps)
+        return steps
+
+    def _period(self, key: str) -> timedelta:
+        found = self._periods.get(key)
+        if found is None:
+            found = period(schedule_for(self.config, key), now=self._clock())
+            self._periods[key] = found
+        return found
+
+    def _seed_history(self, services: Services) -> None:
+        """The status page's run history, for every key at once (one grouped query)."""
+        try:
+            self._keys.seed_history(recent_runs(services.engine))
+        except RotatorError as exc:
+            log.warning("history_unreadable", error=str(exc))
 
     # -- start-up ---------------------------------------------------------------------------
 
