@@ -70,6 +70,7 @@ class RunRecord:
     new_secret: Secret | None = None
     new_id: str | None = None
     staged: bool = False  # a pending secret of this run is (or may be) in Vault
+    posted: bool = False  # a POST of this run may have created a secret (rollback looks)
     only_secret_left: bool = False  # rollback found the new secret is the key's last one
     revoke_after: datetime | None = None  # set when revocation was deferred (grace period)
 
@@ -150,6 +151,23 @@ def supersede(deps: Deps, run: Run, why: str) -> Run:
     return deps.audit.finish_run(run.id, RunStatus.SUCCEEDED)
 
 
+def primary_refused(primary: str, exc: VonageAuthError) -> VonageAuthError:
+    """Vault's secret of the primary no longer authenticates: nothing rotator can do alone (it
+    manages every key as the primary), so the hint says exactly what the operator must do."""
+    return VonageAuthError(
+        f"{exc.args[0] if exc.args else exc}; Vault's secret of the primary {primary} "
+        "no longer authenticates",
+        status=exc.status,
+        request_id=exc.request_id,
+        hint=(
+            f"in the Vonage dashboard, revoke any secret of {primary} you do not recognise and "
+            f"create a new one; put its value in an environment variable VAR and run `rotator "
+            f"adopt {primary} --secret-id ID --secret-env VAR`, then `rotator rotate "
+            f"--emergency {primary}`"
+        ),
+    )
+
+
 class RunIO:
     """One run's lease, the primary's credentials, and the audited frame around each step."""
 
@@ -177,10 +195,10 @@ class RunIO:
         run read at its start. A 401 means nothing was applied, so the retry is safe."""
         try:
             return call(self.admin)
-        except VonageAuthError:
+        except VonageAuthError as exc:
             fresh = self.deps.vault.credentials(self.deps.primary)
             if fresh == self.admin:
-                raise
+                raise primary_refused(self.deps.primary, exc) from None
             log.info("primary_secret_changed", detail="retrying with the primary's new secret")
             self.admin = fresh
             return call(fresh)

@@ -26,8 +26,10 @@ from rotator.errors import (
     VaultConflictError,
     VerificationFailedError,
     VonageError,
+    VonageLastSecretError,
     VonageNotFoundError,
     VonageProtocolError,
+    VonageSecretLimitError,
     VonageServerError,
     VonageTransportError,
 )
@@ -39,6 +41,9 @@ from rotator.vonage import Reply
 
 log = structlog.get_logger("rotator.rotation")
 CREATE_ATTEMPTS = 3
+EMERGENCY_ROUND_STEP = "emergency_round"
+EMERGENCY_ROUNDS = 3  # create attempts an emergency makes against someone re-adding secrets
+AMBIGUOUS = (VonageTransportError, VonageServerError, VonageProtocolError)
 
 
 def inspect(io: RunIO, rec: RunRecord) -> RunRecord:
@@ -63,10 +68,12 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
         seen = observe(deps.vonage, rec.api_key, rec.listed, rec.record, rec.state)
         who = identify(seen)
         try:
+            # An emergency trusts no secret it cannot identify: it never needs to guess.
             plan = make_room(
                 seen,
                 who,
-                revoke_older_if_unidentified=deps.config.rotation.on_unidentified == "revoke_older",
+                revoke_older_if_unidentified=rec.emergency
+                or deps.config.rotation.on_unidentified == "revoke_older",
             )
         except Unidentified as exc:
             raise UnidentifiedSecretError(
@@ -116,9 +123,18 @@ def stage(io: RunIO, rec: RunRecord) -> RunRecord:
 
 
 def create(io: RunIO, rec: RunRecord) -> RunRecord:
-    """Create the staged secret on Vonage; an ambiguous POST is settled by listing, not re-POST."""
+    """Create the staged secret on Vonage; an ambiguous POST is settled by listing, not re-POST.
+
+    ``posted`` tells rollback whether a POST of this run may have applied: after a definite
+    refusal it did not, so no secret on Vonage can be this run's (an attacker's never is)."""
     with io.step(Step.CREATE) as report:
-        new_id, report.request_id = _create_once(io, rec, report.detail)
+        rec = io.checkpoint(replace(rec, posted=True))
+        try:
+            new_id, report.request_id = _create_winning(io, rec, report.detail)
+        except VonageError as exc:
+            if not isinstance(exc, AMBIGUOUS):
+                io.checkpoint(replace(rec, posted=False))
+            raise
         rec = io.checkpoint(replace(rec, new_id=new_id))
         report.secret_id = new_id
         io.deps.audit.update_run(rec.run.id, new_secret_id=new_id)
@@ -130,6 +146,44 @@ def create(io: RunIO, rec: RunRecord) -> RunRecord:
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
     return rec
+
+
+def _create_winning(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
+    """Create; in an emergency, a key full again since make room means someone is adding
+    secrets: every secret but the one applications use now is revoked and create retried, for
+    ``EMERGENCY_ROUNDS`` rounds, each an audit event naming what it revoked."""
+    for round_no in range(1, EMERGENCY_ROUNDS + 1):
+        try:
+            return _create_once(io, rec, detail)
+        except VonageSecretLimitError:
+            if not rec.emergency or round_no == EMERGENCY_ROUNDS:
+                raise
+            _revoke_intruders(io, rec, round_no)
+            detail["emergency_rounds"] = round_no
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _revoke_intruders(io: RunIO, rec: RunRecord, round_no: int) -> list[str]:
+    """One emergency round: revoke every secret rotator neither uses nor made (audited)."""
+    started = utcnow()
+    listed, _ = io.list_secrets(rec.api_key)
+    intruders = [s.id for s in listed if s.id != rec.old_id]
+    revoked: list[str] = []
+    for secret_id in intruders:
+        with suppress(VonageNotFoundError, VonageLastSecretError):
+            io.revoke(rec.api_key, secret_id)
+            revoked.append(secret_id)
+    io.deps.audit.record(
+        run_id=rec.run.id,
+        api_key=rec.api_key,
+        step=EMERGENCY_ROUND_STEP,
+        outcome="revoked",
+        started_at=started,
+        actor=rec.run.actor,
+        detail={"round": round_no, "revoked": revoked, "kept": rec.old_id},
+    )
+    log.warning("emergency_round", round=round_no, revoked=revoked)
+    return revoked
 
 
 def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
@@ -144,7 +198,7 @@ def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[
             )
             assert reply.created is not None
             return reply.created.id, reply.request_id
-        except (VonageTransportError, VonageServerError, VonageProtocolError):
+        except AMBIGUOUS:
             # The POST may or may not have applied (an unreadable 200 did): find out by
             # listing, never re-POST blindly (a duplicate would take the last slot).
             found = io.find_created(rec, before)
@@ -211,7 +265,12 @@ def promote(io: RunIO, rec: RunRecord) -> RunRecord:
     vault = io.deps.vault
     with io.step(Step.PROMOTE) as report:
         previous = None
-        if rec.record is not None and rec.old_id is not None:
+        # An emergency keeps no value beside an id it cannot vouch for: a Vault record that
+        # does not name the old secret (an attacker's, say) is not that secret's value.
+        vouched = not rec.emergency or (
+            rec.record is not None and rec.record.secret_id == rec.old_id
+        )
+        if rec.record is not None and rec.old_id is not None and vouched:
             previous = StagedSecret(
                 secret=rec.record.api_secret,
                 secret_id=rec.old_id,

@@ -205,6 +205,7 @@ class Daemon:
             owner=services.leases.owner if services else None,
             generated_at=now,
             keys=self._keys.statuses(now, leases, self._period),
+            quarantined=self._keys.quarantined(),
             hours=self._keys.hours(now),
         )
 

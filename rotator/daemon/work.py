@@ -86,13 +86,16 @@ class Work:
                 except RotatorError as exc:
                     log.error("resume_failed", api_key=key, error=str(exc))
                     self.alert("failed", key, f"resuming an interrupted run failed: {exc}")
+                except Exception as exc:  # a key that breaks resuming must not stop start-up
+                    log.exception("resume_crashed", api_key=key)
+                    self.quarantine(key, f"resuming crashed: {type(exc).__name__}")
 
     # -- the per-key job --------------------------------------------------------------------
 
     def check(self, key: str) -> None:
         """The key's job: rotate if due (and allowed to start), then schedule the next check."""
         ctx = self._ctx
-        if ctx.stop.is_set():
+        if ctx.stop.is_set() or ctx.keys.is_quarantined(key):
             return
         when: datetime | None = None
         with ctx.keys.guard(key, wait=False) as got:
@@ -108,10 +111,11 @@ class Work:
                 log.error("check_failed", api_key=key, error=str(exc))
                 ctx.keys.note_error(key, str(exc))
                 when = ctx.clock() + ctx.config.rotation.retry_delay
-            except Exception as exc:  # never lose a key's job to a bug
+            except Exception as exc:  # a bug with this key: skip it, keep every other
                 log.exception("check_crashed", api_key=key)
                 ctx.keys.note_error(key, f"{type(exc).__name__}: internal error")
-                when = ctx.clock() + ctx.config.rotation.retry_delay
+                self.quarantine(key, f"its check crashed: {type(exc).__name__}")
+                return
         self.schedule(key, when)
 
     def _check_locked(self, key: str) -> datetime | None:
@@ -392,6 +396,9 @@ class Work:
         except RotatorError as exc:
             log.error("revocation_failed", api_key=run.api_key, error=str(exc))
             self.alert("failed", run.api_key, f"revoking the old secret failed: {exc}", run.id)
+        except Exception as exc:  # never let one key's bug escape the job
+            log.exception("revocation_crashed", api_key=run.api_key)
+            self.quarantine(run.api_key, f"its revocation crashed: {type(exc).__name__}")
 
     # -- the managed set --------------------------------------------------------------------
 
@@ -421,7 +428,10 @@ class Work:
         """The account's keys; at start-up, when they cannot be listed, the ones last recorded."""
         ctx = self._ctx
         try:
-            return ctx.discovery.discover().accounts
+            found = ctx.discovery.discover()
+            for key in found.quarantined:
+                self.quarantine(key, "Vonage listed it with an invalid API key")
+            return found.accounts
         except RotatorError as exc:
             log.error("discovery_failed", error=str(exc))
             if not initial:
@@ -479,6 +489,15 @@ class Work:
             self._full_refresh_due = time.monotonic() + FULL_REFRESH
             return None
         return changed | self._ctx.keys.with_errors()
+
+    def quarantine(self, key: str, why: str) -> None:
+        """Skip a key that cannot be handled: shown in status and metrics, alerted once."""
+        ctx = self._ctx
+        if not ctx.keys.quarantine(key, why):
+            return
+        log.error("key_quarantined", api_key=key, why=why)
+        ctx.metrics.quarantined.set(len(ctx.keys.quarantined()))
+        self.alert("quarantined", key, f"skipped until restart: {why}")
 
     def alert(self, kind: str, key: str, message: str, run_id: str | None = None) -> None:
         try:
