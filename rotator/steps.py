@@ -31,7 +31,14 @@ from rotator.errors import (
     VonageServerError,
     VonageTransportError,
 )
-from rotator.protocol import Step, Unidentified, identify, make_room, verify_backoff
+from rotator.protocol import (
+    Step,
+    Unidentified,
+    identify,
+    make_room,
+    verify_backoff,
+    verify_wait,
+)
 from rotator.runio import RunIO, RunRecord, observe
 from rotator.secret import Credentials
 from rotator.vault import StagedSecret
@@ -186,17 +193,23 @@ def verify(io: RunIO, rec: RunRecord) -> RunRecord:
 
 def _verifying(io: RunIO, timeout: float) -> Retrying:
     """Verification's retry policy: any Vonage error (a new secret takes a moment to work) is
-    retried with ``verify_backoff`` while the next attempt still fits in ``timeout``, renewing
-    the lease after each failure so a long wait does not lose it."""
+    retried after ``verify_wait`` (every 0.25 s at first: an emergency waits for propagation,
+    not for a backoff) while the next attempt still fits in ``timeout``, renewing the lease
+    after each failure so a long wait does not lose it. Every attempt passes the shared rate
+    limiter like any other call."""
     clock = io.deps.clock
-    deadline = clock() + timeout
+    started = clock()
+    deadline = started + timeout
+
+    def wait(_state: RetryCallState) -> float:
+        return verify_wait(clock() - started)
 
     def out_of_time(state: RetryCallState) -> bool:
-        return clock() + verify_backoff(state.attempt_number) > deadline
+        return clock() + wait(state) > deadline
 
     return Retrying(
         retry=retry_if_exception_type(VonageError),
-        wait=lambda state: verify_backoff(state.attempt_number),
+        wait=wait,
         stop=out_of_time,
         after=lambda _state: io.renew(),
         sleep=io.deps.sleep,
