@@ -27,7 +27,7 @@ from rotator.lease import Lease, Leases
 from rotator.protocol import Observed, Step, created_candidates
 from rotator.secret import Credentials, Secret
 from rotator.vault import CurrentRecord, RotationState, VaultStore
-from rotator.vonage import SecretInfo, VonageClient
+from rotator.vonage import Reply, SecretInfo, VonageClient
 
 log = structlog.get_logger("rotator.rotation")
 T = TypeVar("T")
@@ -191,10 +191,14 @@ class RunIO:
 
     def revoke(self, api_key: str, secret_id: str) -> str | None:
         """Revoke one secret as the primary; the request id for the audit log."""
+        return self.revoke_reply(api_key, secret_id).request_id
 
-        def call(admin: Credentials) -> str | None:
+    def revoke_reply(self, api_key: str, secret_id: str) -> Reply:
+        """Revoke one secret as the primary; ``Reply.revoked``: did Vonage's 204 settle it."""
+
+        def call(admin: Credentials) -> Reply:
             log.info("revoking_secret", secret_id=secret_id)
-            return self.deps.vonage.revoke_secret(admin, api_key, secret_id).request_id
+            return self.deps.vonage.revoke_secret(admin, api_key, secret_id)
 
         return self.as_admin(call)
 

@@ -10,7 +10,6 @@ makes progress that recovery must see even if the step then fails, it checkpoint
 
 from __future__ import annotations
 
-from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 
@@ -39,7 +38,7 @@ from rotator.protocol import (
     verify_backoff,
     verify_wait,
 )
-from rotator.runio import RunIO, RunRecord, observe
+from rotator.runio import RunIO, RunRecord, StepReport, observe
 from rotator.secret import Credentials
 from rotator.vault import StagedSecret
 from rotator.vonage import Reply
@@ -286,7 +285,8 @@ def revoke(io: RunIO, rec: RunRecord) -> RunRecord:
 
 
 def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
-    """Revoke the old secret (emergency: every secret but the new one); confirm by listing."""
+    """Revoke the old secret (emergency: every secret but the new one). Vonage's 204 settles a
+    DELETE; an ambiguous answer (timeout, reset, 5xx, 404) is confirmed by listing."""
     assert rec.new_id is not None
     deps = io.deps
     with io.step(Step.REVOKE) as report:
@@ -300,13 +300,15 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
             io.admin = Credentials(deps.primary, record.api_secret)
         else:
             io.refresh_admin()
-        targets = _revoke_targets(io, rec)
+        targets, known = _revoke_targets(io, rec)
+        settled = True
         for secret_id in targets:
-            # Already gone (a resumed run, or revoked by hand) is fine: the goal holds.
-            with suppress(VonageNotFoundError):
-                report.request_id = io.revoke(rec.api_key, secret_id)
-        remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
-        report.detail = {"revoked": targets, "remaining": remaining}
+            settled = _revoke_one(io, rec, secret_id, report) and settled
+        if settled and known is not None:
+            remaining = [i for i in known if i not in targets]  # Vonage's 204s said so
+        else:
+            remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
+        report.detail = {"revoked": targets, "remaining": remaining, "listed": not settled}
         _check_revoked(rec, targets, remaining)
         io.close_superseded(rec, set(remaining))
         state = deps.vault.read_state(rec.api_key)
@@ -316,15 +318,36 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
     return replace(rec, state=state)
 
 
-def _revoke_targets(io: RunIO, rec: RunRecord) -> list[str]:
+def _revoke_one(io: RunIO, rec: RunRecord, secret_id: str, report: StepReport) -> bool:
+    """Revoke ``secret_id``; True when Vonage's own 204 settled it (no listing needed)."""
+    try:
+        reply = io.revoke_reply(rec.api_key, secret_id)
+    except VonageNotFoundError:
+        # Already gone (a resumed run, or revoked by hand) is fine: the listing confirms it.
+        return False
+    report.request_id = reply.request_id
+    return reply.revoked
+
+
+def _revoke_targets(io: RunIO, rec: RunRecord) -> tuple[list[str], list[str] | None]:
+    """What to revoke, and the key's secrets as this run knows them (None: unknown, list after).
+
+    An emergency lists again: everything but the new secret goes, including a secret added
+    since inspect (Vonage's two-secret cap does not stop a swap: revoke one, add another). A
+    scheduled run knows the key from its own inspect listing plus the secret it created; a run
+    resumed or completed later without that listing confirms by listing afterwards.
+    """
+    assert rec.new_id is not None
     if rec.emergency:
-        # Everything but the new secret goes, including any added since inspect.
         ids = [s.id for s in io.list_secrets(rec.api_key)[0]]
         if rec.new_id not in ids:
             raise RotationError(f"{rec.api_key}: the new secret {rec.new_id} is not on Vonage")
-        return [i for i in ids if i != rec.new_id]
-    # The old id is known from inspect; the listing afterwards confirms the result.
-    return [rec.old_id] if rec.old_id and rec.old_id != rec.new_id else []
+        return [i for i in ids if i != rec.new_id], ids
+    targets = [rec.old_id] if rec.old_id and rec.old_id != rec.new_id else []
+    if not rec.listed:
+        return targets, None
+    known = [s.id for s in rec.listed if s.id != rec.new_id]
+    return targets, [*known, rec.new_id]
 
 
 def _check_revoked(rec: RunRecord, targets: list[str], remaining: list[str]) -> None:
