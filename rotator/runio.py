@@ -159,6 +159,7 @@ class RunIO:
         self.lease = lease
         self.admin = deps.vault.credentials(deps.primary)  # who manages the key's secrets
         self.latest: RunRecord | None = None
+        self._named = False  # the lease names this run (set by the first step's renewal)
 
     def checkpoint(self, record: RunRecord) -> RunRecord:
         """Remember ``record`` as the run's progress (what recovery starts from)."""
@@ -166,7 +167,12 @@ class RunIO:
         return record
 
     def renew(self, *, run_id: str | None = None) -> None:
+        """Renew the lease (fencing) unless this run renewed it so recently it cannot have
+        lapsed (``Leases.fresh``): the first renewal names the run on the lease."""
+        if self._named and self.deps.leases.fresh(self.lease):
+            return
         self.lease = self.deps.leases.renew(self.lease, run_id=run_id)
+        self._named = self._named or run_id is not None
 
     def refresh_admin(self) -> None:
         self.admin = self.deps.vault.credentials(self.deps.primary)

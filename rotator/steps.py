@@ -92,7 +92,9 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
         )
         previous = rec.state.previous
         if previous and previous.secret_id in plan.revoke:
-            state = deps.vault.update_state(rec.api_key, cas=rec.state.version, previous=None)
+            state = deps.vault.update_state(
+                rec.api_key, cas=rec.state.version, known=rec.state, previous=None
+            )
             rec = io.checkpoint(replace(rec, state=state))
             report.vault_version = state.version
         io.close_superseded(rec, {s.id for s in rec.listed})
@@ -115,7 +117,9 @@ def stage(io: RunIO, rec: RunRecord) -> RunRecord:
             secret=rec.new_secret, secret_id=None, run_id=rec.run.id, staged_at=iso(utcnow())
         )
         rec = io.checkpoint(replace(rec, staged=True))  # the write below may apply and fail
-        state = io.deps.vault.update_state(rec.api_key, cas=rec.state.version, pending=pending)
+        state = io.deps.vault.update_state(
+            rec.api_key, cas=rec.state.version, known=rec.state, pending=pending
+        )
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
     return rec
@@ -131,7 +135,7 @@ def create(io: RunIO, rec: RunRecord) -> RunRecord:
         pending = rec.state.pending
         assert pending is not None
         state = io.deps.vault.update_state(
-            rec.api_key, cas=rec.state.version, pending=pending.with_id(new_id)
+            rec.api_key, cas=rec.state.version, known=rec.state, pending=pending.with_id(new_id)
         )
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
@@ -233,7 +237,9 @@ def promote(io: RunIO, rec: RunRecord) -> RunRecord:
             )
         # 1: keep the old value as "previous" while the new one is still pending, so a crash
         # between the writes below always leaves both values in Vault.
-        state = vault.update_state(rec.api_key, cas=rec.state.version, previous=previous)
+        state = vault.update_state(
+            rec.api_key, cas=rec.state.version, known=rec.state, previous=previous
+        )
         rec = io.checkpoint(replace(rec, state=state))
         # 2: publish the new secret as current.
         version = _write_current(io, rec)
@@ -246,7 +252,9 @@ def promote(io: RunIO, rec: RunRecord) -> RunRecord:
         io.deps.audit.update_run(rec.run.id, new_secret_id=rec.new_id)
         # 4: the pending copy is no longer needed, nor any adoption: the record now names the
         # current secret (clearing adopted_id here is deliberate).
-        state = vault.update_state(rec.api_key, cas=state.version, pending=None, adopted_id=None)
+        state = vault.update_state(
+            rec.api_key, cas=state.version, known=state, pending=None, adopted_id=None
+        )
     return replace(rec, state=state, staged=False)
 
 
@@ -290,7 +298,9 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
     assert rec.new_id is not None
     deps = io.deps
     with io.step(Step.REVOKE) as report:
-        record = deps.vault.read_current(rec.api_key)
+        # This run's own read of Vault (promote's read-back, or resume's) when it has one.
+        mine = rec.record is not None and rec.record.secret_id == rec.new_id
+        record = rec.record if mine else deps.vault.read_current(rec.api_key)
         if record is None or record.secret_id != rec.new_id:
             raise RotationError(f"{rec.api_key}: the new secret is not current in Vault")
         # Rotating the primary: its old secret may be the one being revoked, so use the new.
@@ -298,8 +308,6 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
         # the primary may revoke it while this step waits out a 429: see RunIO.as_admin).
         if rec.api_key == deps.primary:
             io.admin = Credentials(deps.primary, record.api_secret)
-        else:
-            io.refresh_admin()
         targets, known = _revoke_targets(io, rec)
         settled = True
         for secret_id in targets:
@@ -311,9 +319,11 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
         report.detail = {"revoked": targets, "remaining": remaining, "listed": not settled}
         _check_revoked(rec, targets, remaining)
         io.close_superseded(rec, set(remaining))
-        state = deps.vault.read_state(rec.api_key)
+        state = rec.state if mine else deps.vault.read_state(rec.api_key)
         if state.previous is not None and state.previous.secret_id not in remaining:
-            state = deps.vault.update_state(rec.api_key, cas=state.version, previous=None)
+            state = deps.vault.update_state(
+                rec.api_key, cas=state.version, known=state, previous=None
+            )
         report.vault_version = state.version
     return replace(rec, state=state)
 
