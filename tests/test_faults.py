@@ -339,3 +339,30 @@ def test_emergency_revokes_a_secret_swapped_in_after_inspect(seeded: World) -> N
     assert len(added) == 1
     assert not world.sim.authenticates(SUB, "Attacker1Secret")
     assert violations(world, SUB, services.audit) == []
+
+
+def test_an_application_reading_vault_always_gets_a_working_secret(seeded: World) -> None:
+    """An application that reads Vault's current record between any two steps of a rotation
+    (revocation settled by Vonage's 204, no Vault re-read in revoke) always authenticates."""
+    world = seeded
+    services = world.services()
+    reads: list[bool] = []
+
+    def application_reads(point: str) -> None:
+        record = world.vault_record(SUB)
+        assert record is not None
+        reads.append(world.sim.authenticates(SUB, record["api_secret"]))
+
+    rotator = Rotator(
+        services.config,
+        vault=services.vault,
+        vonage=services.vonage,
+        audit=services.audit,
+        leases=services.leases,
+        boundary=application_reads,
+    )
+    outcome = rotator.rotate(SUB, actor="fault-test", reason="in use")
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    assert len(reads) >= 16
+    assert all(reads)
+    assert_rotated(world, outcome)
