@@ -31,12 +31,14 @@ FULL: dict[str, list[str]] = {
     "footprint@postgresql": ["--settle", "0", "--window", "5", "--database", "postgresql"],
     "emergency_latency": ["--reps", "3"],
     "emergency_latency@postgresql": ["--reps", "3", "--database", "postgresql"],
+    "status_page": [],
 }
 QUICK: dict[str, list[str]] = {
     "startup": ["--reps", "1"],
     "bulk_rotation": ["--keys", "5", "--latency", "0", "--rate", "1000", "--runs", "1"],
     "footprint": ["--keys", "5", "--window", "1", "--settle", "0", "--no-restart"],
     "emergency_latency": ["--reps", "1", "--propagation", "0"],
+    "status_page": ["--keys", "10", "--reps", "1"],
 }
 
 

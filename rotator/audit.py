@@ -25,6 +25,7 @@ from rotator.clock import utcnow as utcnow  # re-exported: older callers import 
 from rotator.db import is_postgres, translate_errors
 from rotator.errors import RunNotFoundError
 from rotator.models import AuditEventRow, RunRow
+from rotator.redact import scrub
 
 if TYPE_CHECKING:
     from rotator.events.outbox import OutboxWriter
@@ -257,6 +258,7 @@ class AuditLog:
         error: str | _Unset | None = UNSET,
     ) -> None:
         """Set the given fields of a run's summary; fields left out keep their value."""
+        error = scrub(error) if isinstance(error, str) else error  # defence in depth (issue 11)
         given = {"old_secret_id": old_secret_id, "new_secret_id": new_secret_id, "error": error}
         fields = {name: value for name, value in given.items() if value is not UNSET}
         if not fields:
@@ -273,6 +275,7 @@ class AuditLog:
         actor: str | None = None,
         revoke_after: datetime | None = None,
     ) -> Run:
+        error = scrub(error) if error else error  # defence in depth (issue 11)
         run = self.get_run(run_id)
         now = utcnow()
         values: dict[str, Any] = {"status": status.value, "error": error}
@@ -448,6 +451,7 @@ class AuditLog:
         error: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Event:
+        error = scrub(error) if error else error  # defence in depth (issue 11)
         with translate_errors(f"record step {step}", self.engine), self.engine.begin() as conn:
             return self._append(
                 conn,

@@ -16,7 +16,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from rotator.commands import adopt, audit, daemon, demo, events, inspect, rotate, schema, simulate
+from rotator.commands import (
+    adopt,
+    audit,
+    daemon,
+    demo,
+    events,
+    holds,
+    inspect,
+    rotate,
+    schema,
+    simulate,
+)
 from rotator.commands.context import options
 from rotator.errors import (
     ConfigError,
@@ -51,7 +62,10 @@ class RotatorGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except RotatorError as exc:
-            typer.echo(f"rotator: error: {exc}", err=True)
+            from rotator.escape import terminal
+            from rotator.redact import scrub
+
+            typer.echo(f"rotator: error: {terminal(scrub(str(exc)))}", err=True)
             raise typer.Exit(exit_code(exc)) from None
 
 
@@ -81,6 +95,9 @@ def _main(
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
 ) -> None:
+    from rotator.process import harden_process
+
+    harden_process()  # before any command reads a secret: no core dumps, not dumpable
     options.config_path = config
     options.log_format = log_format
     options.log_level = log_level
@@ -92,6 +109,8 @@ app.command()(inspect.status)
 app.command()(inspect.check)
 app.command()(adopt.adopt)
 app.command()(events.events)
+app.command()(holds.pause)
+app.command()(holds.resume)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(schema.db_app, name="db")
 app.command("run")(daemon.run_daemon)

@@ -16,6 +16,7 @@ SCRIPTS = {
     "footprint": ["--keys", "5", "--window", "0.5", "--settle", "0", "--no-restart"],
     "emergency_latency": ["--reps", "1", "--propagation", "0"],
     "startup": ["--reps", "1"],
+    "status_page": ["--keys", "10", "--reps", "1"],
 }
 
 
@@ -122,3 +123,12 @@ def test_emergency_latency_counts_verification_calls_per_propagation(
     table = rows(result.stdout.split("Verification's polling")[1], "propagation s")
     cost = {row["propagation s"]: row["verify calls"] for row in table}
     assert cost == {"0": "1", "2": "9", "30": "32"}
+
+
+def test_status_page_prints_a_row_per_page(
+    outputs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """bench.status_page exits 0 with the overview, filtered, JSON and key-page rows."""
+    result = outputs["status_page"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(rows(result.stdout, "keys")) == 4

@@ -52,4 +52,6 @@ def adopt(
         if adopted.stored == "record"
         else "Vault has no value for it; the next rotation replaces it and revokes the other"
     )
-    typer.echo(f"adopted {secret_id} as the current secret of {api_key}: {how}")
+    from rotator.escape import terminal
+
+    typer.echo(terminal(f"adopted {secret_id} as the current secret of {api_key}: {how}"))

@@ -56,7 +56,7 @@ def console() -> Any:
     """A rich console on stdout, wide enough that tables are not cut when piped."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False, emoji=False)
 
 
 def default_actor() -> str:
@@ -70,10 +70,17 @@ def default_actor() -> str:
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+    """JSON (control characters are escaped by json), secret values scrubbed."""
+    from rotator.redact import scrub
+
+    typer.echo(scrub(json.dumps(data, indent=2, default=str)))
 
 
 def run_line(run: Run) -> str:
+    """One run on one line, every outside value with its control characters shown, not acted on."""
+    from rotator.escape import terminal
+    from rotator.redact import scrub
+
     ids = f"{run.old_secret_id or '-'} -> {run.new_secret_id or '-'}"
     line = f"{run.id[:8]}  {run.api_key}  {run.status}  {ids}"
-    return f"{line}  {run.error}" if run.error else line
+    return terminal(scrub(f"{line}  {run.error}" if run.error else line))

@@ -10,6 +10,7 @@ import typer
 from rotator.commands.context import console, get_config, options, print_json
 from rotator.durations import format_duration
 from rotator.errors import RotatorError
+from rotator.redact import scrub
 
 if TYPE_CHECKING:
     from rotator.inspection import KeyView
@@ -39,28 +40,56 @@ def _next_due(services: Services, view: KeyView) -> datetime | None:
     )
 
 
+def _holds(services: Services, keys: list[str]) -> dict[str, str | None]:
+    """What holds each key: a pause, or the stuck rule with what to do about it."""
+    from rotator.holds import ALL, Holds
+
+    holds = Holds(services.engine, services.audit)
+    pauses = holds.active_pauses(datetime.now(UTC))
+    max_attempts = services.config.rotation.max_attempts
+    out: dict[str, str | None] = {}
+    for key in keys:
+        pause = pauses.get(key) or pauses.get(ALL)
+        if pause is not None:
+            out[key] = pause.describe()
+        elif holds.failures(key, max_attempts) >= max_attempts:
+            out[key] = (
+                f"stuck: {max_attempts} failed runs in a row; fix the cause, then "
+                f"`rotator resume {key}`"
+            )
+        else:
+            out[key] = None
+    return out
+
+
 def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
     from rotator.services import build
 
     services = build(get_config())
     try:
         views = _views(services, api_key, emergency=emergency)
+        holds = _holds(services, [v.api_key for v in views])
     finally:
         services.close()
     if as_json:
-        print_json([v.to_json() for v in views])
+        print_json([{**v.to_json(), "hold": holds[v.api_key]} for v in views])
         return
+    from rotator.escape import markup as m
+    from rotator.escape import terminal
+
     out = console()
     now = datetime.now(UTC)
     for view in views:
-        out.print(f"[bold]{view.api_key}[/bold]{' (primary)' if view.is_primary else ''}")
+        out.print(f"[bold]{m(view.api_key)}[/bold]{' (primary)' if view.is_primary else ''}")
+        if holds[view.api_key]:
+            out.print(f"  [yellow]held: {m(holds[view.api_key])}[/yellow]")
         if view.error:
-            out.print(f"  [red]cannot inspect: {view.error}[/red]")
+            out.print(f"  [red]cannot inspect: {m(scrub(view.error))}[/red]")
             continue
         for secret in view.secrets:
             mark = "current" if view.current is secret else ""
             age = _age(now - secret.created_at)
-            out.print(f"  secret {secret.id}  age {age:>8}  {mark}")
+            out.print(terminal(f"  secret {secret.id}  age {age:>8}  {mark}"), markup=False)
         vault = "no record"
         if view.record_present:
             vault = f"current secret id {view.record_secret_id or '(none recorded)'}"
@@ -70,18 +99,20 @@ def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
             vault += f"; previous {view.previous_id}"
         if view.adopted_id:
             vault += f"; adopted {view.adopted_id}"
-        out.print(f"  vault: {vault}")
+        out.print(terminal(f"  vault: {vault}"), markup=False)
         if view.last_run is not None:
             run = view.last_run
-            out.print(f"  last run: {run.status} {run.started_at:%Y-%m-%d %H:%M}Z ({run.id[:8]})")
+            out.print(
+                f"  last run: {run.status} {run.started_at:%Y-%m-%d %H:%M}Z ({m(run.id[:8])})"
+            )
         assert view.plan is not None
         if view.plan.blocked:
-            out.print(f"  [red]would stop: {view.plan.blocked}[/red]")
+            out.print(f"  [red]would stop: {m(scrub(view.plan.blocked))}[/red]")
             out.print("  resolve with: rotator adopt API_KEY --secret-id ID")
         else:
             out.print("  would:")
             for number, action in enumerate(view.plan.actions, 1):
-                out.print(f"    {number}. {action}")
+                out.print(terminal(f"    {number}. {scrub(action)}"), markup=False)
 
 
 def plan(
@@ -103,18 +134,26 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
     try:
         views = _views(services, None)
         dues = {v.api_key: _next_due(services, v) for v in views}
+        holds = _holds(services, [v.api_key for v in views])
     finally:
         services.close()
     if as_json:
         print_json(
             [
-                {**v.to_json(), "next_due": (d.isoformat() if (d := dues[v.api_key]) else None)}
+                {
+                    **v.to_json(),
+                    "next_due": (d.isoformat() if (d := dues[v.api_key]) else None),
+                    "hold": holds[v.api_key],
+                }
                 for v in views
             ]
         )
         return
+    from rotator.escape import markup as m
+
     table = Table(title="rotator status")
-    for column in ("key", "secrets", "current secret", "age", "last run", "next due", "lease"):
+    columns = ("key", "secrets", "current secret", "age", "last run", "next due", "lease", "hold")
+    for column in columns:
         table.add_column(column)
     for view in views:
         current = view.current
@@ -122,14 +161,16 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
         failed = run is not None and str(run.status) in {"failed", "rolled_back"}
         last = f"{run.status} {run.started_at:%Y-%m-%d %H:%M}Z" if run else "never"
         due = dues[view.api_key]
+        unknown = "[red]unknown[/red]" if not view.error else m(scrub(view.error))
         table.add_row(
-            view.api_key + (" (primary)" if view.is_primary else ""),
+            m(view.api_key) + (" (primary)" if view.is_primary else ""),
             str(len(view.secrets)) if not view.error else "?",
-            current.id if current else ("[red]unknown[/red]" if not view.error else view.error),
+            m(current.id) if current else unknown,
             _age(view.age()),
             f"[red]{last}[/red]" if failed else last,
             f"{due:%Y-%m-%d %H:%M}Z" if due else "-",
-            view.lease.owner if view.lease and view.lease.active else "",
+            m(view.lease.owner) if view.lease and view.lease.active else "",
+            f"[yellow]{m(holds[view.api_key])}[/yellow]" if holds[view.api_key] else "",
         )
     console().print(table)
 
@@ -139,12 +180,15 @@ def check() -> None:
     try:
         config = get_config()
     except RotatorError as exc:
-        typer.echo(f"FAIL config: {exc}")
+        from rotator.escape import terminal
+
+        typer.echo(f"FAIL config: {terminal(scrub(str(exc)))}")
         raise typer.Exit(2) from None
     from rotator.checks import run_checks
+    from rotator.escape import terminal
 
     results = run_checks(config, config_path=options.config_path)
     for result in results:
-        typer.echo(f"{result.label} {result.area}: {result.message}")
+        typer.echo(terminal(f"{result.label} {result.area}: {result.message}"))
     if not all(r.ok for r in results):
         raise typer.Exit(1)

@@ -60,6 +60,8 @@ def rotate(
 
     services = build(get_config(), boundary=pausepoints.from_environment())
     try:
+        # before any run is recorded: a sealed Vault is exit 3, a missing token exit 2, no run
+        services.vault.health()
         keys = _keys(services, api_key)
         if wait is None and emergency:
             wait = EMERGENCY_WAIT
@@ -92,14 +94,19 @@ def _rotate_one(
     quiet: bool,
 ) -> Outcome:
     def waiting(holder: LeaseInfo) -> None:
+        from rotator.escape import terminal
+
         typer.echo(
-            f"{api_key} is being rotated by {holder.owner}; waiting up to {wait:g}s "
-            "for it to reach a safe point",
+            terminal(
+                f"{api_key} is being rotated by {holder.owner}; waiting up to {wait:g}s "
+                "for it to reach a safe point"
+            ),
             err=True,
         )
 
     from rotator.audit import Trigger
 
+    reason = _mind_pause(services, api_key, reason, emergency)
     outcome = services.rotator.rotate(
         api_key,
         trigger=Trigger.MANUAL,
@@ -115,6 +122,23 @@ def _rotate_one(
             typer.echo(f"resumed   {run_line(old)}")
         typer.echo(f"{'rotated' if outcome.ok else 'FAILED':9} {run_line(outcome.run)}")
     return outcome
+
+
+def _mind_pause(
+    services: Services, api_key: str, reason: str | None, emergency: bool
+) -> str | None:
+    """A paused key rotates only in an emergency, which says so (stderr and the audit log)."""
+    from rotator.clock import utcnow
+    from rotator.errors import KeyHeldError
+    from rotator.holds import Holds
+
+    pause = Holds(services.engine, services.audit).pause_for(api_key, utcnow())
+    if pause is None:
+        return reason
+    if not emergency:
+        raise KeyHeldError(f"{api_key} is held: {pause.describe()}")
+    typer.echo(f"note: {api_key} is paused ({pause.describe()}); emergency runs anyway", err=True)
+    return f"{reason} (the key was paused: {pause.describe()})"
 
 
 def _alert(services: Services, outcome: Outcome) -> None:

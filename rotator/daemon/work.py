@@ -23,6 +23,7 @@ from rotator.daemon.jobs import Jobs
 from rotator.daemon.registry import Facts, KeyRegistry
 from rotator.discovery import Account, Discovery
 from rotator.errors import LeaseHeldError, RotatorError
+from rotator.holds import ALL, Holds
 from rotator.lease import owner_is_dead
 from rotator.metrics import Metrics
 from rotator.notify import Notifier
@@ -50,6 +51,7 @@ class Context:
     services: Services
     notifier: Notifier
     discovery: Discovery
+    holds: Holds
 
     @property
     def primary(self) -> str:
@@ -124,6 +126,9 @@ class Work:
             due = self.refresh(key)
         if due is None or due > now:
             return due
+        held = self._held(key, now)
+        if held is not None:
+            return held
         if not ctx.keys.try_start(
             key,
             lambda dues, running: may_start(
@@ -139,6 +144,76 @@ class Work:
             self._wake(ctx.primary)  # it may have been waiting for the subaccounts
         return self.refresh(key)
 
+    def _held(self, key: str, now: datetime) -> datetime | None:
+        """When a pause or the stuck rule holds a due key: when to look again (a pause can be
+        lifted early by ``rotator resume`` on any host, so never later than a recheck)."""
+        ctx = self._ctx
+        holds = ctx.holds
+        pause = holds.pause_for(key, now)
+        failures = holds.failures(key, ctx.config.rotation.max_attempts)
+        stuck = pause is None and failures >= ctx.config.rotation.max_attempts
+        ctx.keys.set_hold(key, paused=pause.describe() if pause else None, stuck=stuck)
+        ctx.metrics.paused.labels(api_key=key).set(1 if pause else 0)
+        ctx.metrics.stuck.labels(api_key=key).set(1 if stuck else 0)
+        if pause is not None:
+            log.info("key_paused", api_key=key, detail=pause.describe())
+            later = now + self._recheck
+            return min(pause.until, later) if pause.until else later
+        if stuck:
+            self._alert_stuck(key, failures)
+            return now + self._recheck
+        return None
+
+    def _alert_stuck(self, key: str, failures: int) -> None:
+        """One alert per stuck episode (none again until a run ends after it), sent under the
+        key's lease so two replicas never both send it."""
+        leases = self._ctx.services.leases
+        try:
+            lease = leases.acquire(key, wait=timedelta(0))
+        except LeaseHeldError:
+            return  # another replica is on it
+        try:
+            self._alert_stuck_locked(key, failures)
+        finally:
+            leases.release(lease)
+
+    def _alert_stuck_locked(self, key: str, failures: int) -> None:
+        ctx = self._ctx
+        last_alert = ctx.services.audit.last_alert("stuck", key)
+        newest = ctx.services.audit.runs(api_key=key, limit=1)
+        ended = newest[0].finished_at if newest else None
+        if last_alert is not None and (ended is None or last_alert >= ended):
+            return
+        log.error("key_stuck", api_key=key, failures=failures)
+        self.alert(
+            "stuck",
+            key,
+            f"{failures} rotations in a row failed or were rolled back; no more automatic "
+            f"attempts. Fix the cause (rotator plan {key}), then: rotator resume {key}",
+        )
+
+    def emergency(self, key: str, reason: str) -> bool:
+        """An emergency rotation now (drift): pauses and the stuck rule do not hold it."""
+        ctx = self._ctx
+        with ctx.keys.guard(key, wait=True):
+            pause = ctx.holds.pause_for(key, ctx.clock())
+            if pause is not None:
+                reason += f" (the key was paused: {pause.describe()})"
+            started = time.monotonic()
+            try:
+                outcome = ctx.services.rotator.rotate(
+                    key, actor=ACTOR, reason=reason, emergency=True, lock_wait=timedelta(0)
+                )
+            except RotatorError as exc:  # a lease held elsewhere included: that run decides
+                log.error("emergency_failed", api_key=key, error=str(exc))
+                self.alert("failed", key, f"emergency rotation failed: {exc}")
+                return False
+        for run in outcome.resumed:
+            self._after_run(run, None)
+        self._after_run(outcome.run, time.monotonic() - started)
+        self.refresh(key)
+        return outcome.ok
+
     def _wake(self, key: str) -> None:
         """Check ``key`` now if it is due and parked behind another key."""
         ctx = self._ctx
@@ -147,8 +222,10 @@ class Work:
             self.schedule(key, ctx.clock())
 
     def rotate_now(self, key: str) -> bool:
-        """``--once``: one rotation of ``key``, under its in-process guard."""
+        """``--once``: one rotation of ``key``, under its in-process guard (unless held)."""
         with self._ctx.keys.guard(key, wait=True):
+            if self._held(key, self._ctx.clock()) is not None:
+                return True  # paused or stuck: not a failure of this pass
             try:
                 return self._rotate(key)
             except LeaseHeldError as exc:  # another process is rotating it: not our failure
@@ -392,6 +469,7 @@ class Work:
         """Deferred revocations, and state/metrics refreshed for runs other replicas did."""
         ctx = self._ctx
         self.revoke_due()
+        self._note_pauses()
         stale = self._stale_keys()
         if stale is None:
             self.refresh_many(ctx.keys.names())
@@ -405,6 +483,20 @@ class Work:
                 ctx.keys.note_error(key, str(exc))
             if ctx.jobs.check_missing(key) and not ctx.keys.is_running(key):
                 self.schedule(key)  # a safety net: every key always has its job
+
+    def _note_pauses(self) -> None:
+        """Pauses set on any host, shown on /status and /metrics (one query per pass)."""
+        ctx = self._ctx
+        try:
+            pauses = ctx.holds.active_pauses(ctx.clock())
+        except RotatorError as exc:
+            log.error("pauses_unreadable", error=str(exc))
+            return
+        every = pauses.get(ALL)
+        for key in ctx.keys.names():
+            pause = pauses.get(key) or every
+            ctx.keys.set_hold(key, paused=pause.describe() if pause else None)
+            ctx.metrics.paused.labels(api_key=key).set(1 if pause else 0)
 
     def _stale_keys(self) -> set[str] | None:
         """Keys to re-read: those with audit events since the last pass (runs of other replicas)
