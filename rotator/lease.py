@@ -215,6 +215,12 @@ class Leases:
             api_key=lease.api_key, owner=lease.owner, token=lease.token, expires_at=expires_at
         )
 
+    def fresh(self, lease: Lease) -> bool:
+        """More than 3/4 of the TTL is left: renewed so recently that it cannot have lapsed or
+        been taken over, so a renewal now would prove nothing new. A holder that stalled finds
+        it stale and renews (fencing); a run renews at most every TTL/4, not at every step."""
+        return lease.expires_at - utcnow() > self.ttl * 0.75
+
     def release(self, lease: Lease) -> None:
         """Expire the lease now (the row stays, so the fencing token keeps growing)."""
         with translate_errors("release the key's lease", self.engine), self.engine.begin() as c:

@@ -27,7 +27,7 @@ from rotator.lease import Lease, Leases
 from rotator.protocol import Observed, Step, created_candidates
 from rotator.secret import Credentials, Secret
 from rotator.vault import CurrentRecord, RotationState, VaultStore
-from rotator.vonage import SecretInfo, VonageClient
+from rotator.vonage import Reply, SecretInfo, VonageClient
 
 log = structlog.get_logger("rotator.rotation")
 T = TypeVar("T")
@@ -177,6 +177,7 @@ class RunIO:
         self.lease = lease
         self.admin = deps.vault.credentials(deps.primary)  # who manages the key's secrets
         self.latest: RunRecord | None = None
+        self._named = False  # the lease names this run (set by the first step's renewal)
 
     def checkpoint(self, record: RunRecord) -> RunRecord:
         """Remember ``record`` as the run's progress (what recovery starts from)."""
@@ -184,7 +185,12 @@ class RunIO:
         return record
 
     def renew(self, *, run_id: str | None = None) -> None:
+        """Renew the lease (fencing) unless this run renewed it so recently it cannot have
+        lapsed (``Leases.fresh``): the first renewal names the run on the lease."""
+        if self._named and self.deps.leases.fresh(self.lease):
+            return
         self.lease = self.deps.leases.renew(self.lease, run_id=run_id)
+        self._named = self._named or run_id is not None
 
     def refresh_admin(self) -> None:
         self.admin = self.deps.vault.credentials(self.deps.primary)
@@ -209,10 +215,14 @@ class RunIO:
 
     def revoke(self, api_key: str, secret_id: str) -> str | None:
         """Revoke one secret as the primary; the request id for the audit log."""
+        return self.revoke_reply(api_key, secret_id).request_id
 
-        def call(admin: Credentials) -> str | None:
+    def revoke_reply(self, api_key: str, secret_id: str) -> Reply:
+        """Revoke one secret as the primary; ``Reply.revoked``: did Vonage's 204 settle it."""
+
+        def call(admin: Credentials) -> Reply:
             log.info("revoking_secret", secret_id=secret_id)
-            return self.deps.vonage.revoke_secret(admin, api_key, secret_id).request_id
+            return self.deps.vonage.revoke_secret(admin, api_key, secret_id)
 
         return self.as_admin(call)
 

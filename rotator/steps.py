@@ -10,7 +10,6 @@ makes progress that recovery must see even if the step then fails, it checkpoint
 
 from __future__ import annotations
 
-from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 
@@ -33,8 +32,15 @@ from rotator.errors import (
     VonageServerError,
     VonageTransportError,
 )
-from rotator.protocol import Step, Unidentified, identify, make_room, verify_backoff
-from rotator.runio import RunIO, RunRecord, observe
+from rotator.protocol import (
+    Step,
+    Unidentified,
+    identify,
+    make_room,
+    verify_backoff,
+    verify_wait,
+)
+from rotator.runio import RunIO, RunRecord, StepReport, observe
 from rotator.secret import Credentials
 from rotator.vault import StagedSecret
 from rotator.vonage import Reply
@@ -93,7 +99,9 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
         )
         previous = rec.state.previous
         if previous and previous.secret_id in plan.revoke:
-            state = deps.vault.update_state(rec.api_key, cas=rec.state.version, previous=None)
+            state = deps.vault.update_state(
+                rec.api_key, cas=rec.state.version, known=rec.state, previous=None
+            )
             rec = io.checkpoint(replace(rec, state=state))
             report.vault_version = state.version
         io.close_superseded(rec, {s.id for s in rec.listed})
@@ -116,7 +124,9 @@ def stage(io: RunIO, rec: RunRecord) -> RunRecord:
             secret=rec.new_secret, secret_id=None, run_id=rec.run.id, staged_at=iso(utcnow())
         )
         rec = io.checkpoint(replace(rec, staged=True))  # the write below may apply and fail
-        state = io.deps.vault.update_state(rec.api_key, cas=rec.state.version, pending=pending)
+        state = io.deps.vault.update_state(
+            rec.api_key, cas=rec.state.version, known=rec.state, pending=pending
+        )
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
     return rec
@@ -141,7 +151,7 @@ def create(io: RunIO, rec: RunRecord) -> RunRecord:
         pending = rec.state.pending
         assert pending is not None
         state = io.deps.vault.update_state(
-            rec.api_key, cas=rec.state.version, pending=pending.with_id(new_id)
+            rec.api_key, cas=rec.state.version, known=rec.state, pending=pending.with_id(new_id)
         )
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
@@ -240,17 +250,23 @@ def verify(io: RunIO, rec: RunRecord) -> RunRecord:
 
 def _verifying(io: RunIO, timeout: float) -> Retrying:
     """Verification's retry policy: any Vonage error (a new secret takes a moment to work) is
-    retried with ``verify_backoff`` while the next attempt still fits in ``timeout``, renewing
-    the lease after each failure so a long wait does not lose it."""
+    retried after ``verify_wait`` (every 0.25 s at first: an emergency waits for propagation,
+    not for a backoff) while the next attempt still fits in ``timeout``, renewing the lease
+    after each failure so a long wait does not lose it. Every attempt passes the shared rate
+    limiter like any other call."""
     clock = io.deps.clock
-    deadline = clock() + timeout
+    started = clock()
+    deadline = started + timeout
+
+    def wait(_state: RetryCallState) -> float:
+        return verify_wait(clock() - started)
 
     def out_of_time(state: RetryCallState) -> bool:
-        return clock() + verify_backoff(state.attempt_number) > deadline
+        return clock() + wait(state) > deadline
 
     return Retrying(
         retry=retry_if_exception_type(VonageError),
-        wait=lambda state: verify_backoff(state.attempt_number),
+        wait=wait,
         stop=out_of_time,
         after=lambda _state: io.renew(),
         sleep=io.deps.sleep,
@@ -280,7 +296,9 @@ def promote(io: RunIO, rec: RunRecord) -> RunRecord:
             )
         # 1: keep the old value as "previous" while the new one is still pending, so a crash
         # between the writes below always leaves both values in Vault.
-        state = vault.update_state(rec.api_key, cas=rec.state.version, previous=previous)
+        state = vault.update_state(
+            rec.api_key, cas=rec.state.version, known=rec.state, previous=previous
+        )
         rec = io.checkpoint(replace(rec, state=state))
         # 2: publish the new secret as current.
         version = _write_current(io, rec)
@@ -293,7 +311,9 @@ def promote(io: RunIO, rec: RunRecord) -> RunRecord:
         io.deps.audit.update_run(rec.run.id, new_secret_id=rec.new_id)
         # 4: the pending copy is no longer needed, nor any adoption: the record now names the
         # current secret (clearing adopted_id here is deliberate).
-        state = vault.update_state(rec.api_key, cas=state.version, pending=None, adopted_id=None)
+        state = vault.update_state(
+            rec.api_key, cas=state.version, known=state, pending=None, adopted_id=None
+        )
     return replace(rec, state=state, staged=False)
 
 
@@ -332,11 +352,14 @@ def revoke(io: RunIO, rec: RunRecord) -> RunRecord:
 
 
 def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
-    """Revoke the old secret (emergency: every secret but the new one); confirm by listing."""
+    """Revoke the old secret (emergency: every secret but the new one). Vonage's 204 settles a
+    DELETE; an ambiguous answer (timeout, reset, 5xx, 404) is confirmed by listing."""
     assert rec.new_id is not None
     deps = io.deps
     with io.step(Step.REVOKE) as report:
-        record = deps.vault.read_current(rec.api_key)
+        # This run's own read of Vault (promote's read-back, or resume's) when it has one.
+        mine = rec.record is not None and rec.record.secret_id == rec.new_id
+        record = rec.record if mine else deps.vault.read_current(rec.api_key)
         if record is None or record.secret_id != rec.new_id:
             raise RotationError(f"{rec.api_key}: the new secret is not current in Vault")
         # Rotating the primary: its old secret may be the one being revoked, so use the new.
@@ -344,33 +367,56 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
         # the primary may revoke it while this step waits out a 429: see RunIO.as_admin).
         if rec.api_key == deps.primary:
             io.admin = Credentials(deps.primary, record.api_secret)
-        else:
-            io.refresh_admin()
-        targets = _revoke_targets(io, rec)
+        targets, known = _revoke_targets(io, rec)
+        settled = True
         for secret_id in targets:
-            # Already gone (a resumed run, or revoked by hand) is fine: the goal holds.
-            with suppress(VonageNotFoundError):
-                report.request_id = io.revoke(rec.api_key, secret_id)
-        remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
-        report.detail = {"revoked": targets, "remaining": remaining}
+            settled = _revoke_one(io, rec, secret_id, report) and settled
+        if settled and known is not None:
+            remaining = [i for i in known if i not in targets]  # Vonage's 204s said so
+        else:
+            remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
+        report.detail = {"revoked": targets, "remaining": remaining, "listed": not settled}
         _check_revoked(rec, targets, remaining)
         io.close_superseded(rec, set(remaining))
-        state = deps.vault.read_state(rec.api_key)
+        state = rec.state if mine else deps.vault.read_state(rec.api_key)
         if state.previous is not None and state.previous.secret_id not in remaining:
-            state = deps.vault.update_state(rec.api_key, cas=state.version, previous=None)
+            state = deps.vault.update_state(
+                rec.api_key, cas=state.version, known=state, previous=None
+            )
         report.vault_version = state.version
     return replace(rec, state=state)
 
 
-def _revoke_targets(io: RunIO, rec: RunRecord) -> list[str]:
+def _revoke_one(io: RunIO, rec: RunRecord, secret_id: str, report: StepReport) -> bool:
+    """Revoke ``secret_id``; True when Vonage's own 204 settled it (no listing needed)."""
+    try:
+        reply = io.revoke_reply(rec.api_key, secret_id)
+    except VonageNotFoundError:
+        # Already gone (a resumed run, or revoked by hand) is fine: the listing confirms it.
+        return False
+    report.request_id = reply.request_id
+    return reply.revoked
+
+
+def _revoke_targets(io: RunIO, rec: RunRecord) -> tuple[list[str], list[str] | None]:
+    """What to revoke, and the key's secrets as this run knows them (None: unknown, list after).
+
+    An emergency lists again: everything but the new secret goes, including a secret added
+    since inspect (Vonage's two-secret cap does not stop a swap: revoke one, add another). A
+    scheduled run knows the key from its own inspect listing plus the secret it created; a run
+    resumed or completed later without that listing confirms by listing afterwards.
+    """
+    assert rec.new_id is not None
     if rec.emergency:
-        # Everything but the new secret goes, including any added since inspect.
         ids = [s.id for s in io.list_secrets(rec.api_key)[0]]
         if rec.new_id not in ids:
             raise RotationError(f"{rec.api_key}: the new secret {rec.new_id} is not on Vonage")
-        return [i for i in ids if i != rec.new_id]
-    # The old id is known from inspect; the listing afterwards confirms the result.
-    return [rec.old_id] if rec.old_id and rec.old_id != rec.new_id else []
+        return [i for i in ids if i != rec.new_id], ids
+    targets = [rec.old_id] if rec.old_id and rec.old_id != rec.new_id else []
+    if not rec.listed:
+        return targets, None
+    known = [s.id for s in rec.listed if s.id != rec.new_id]
+    return targets, [*known, rec.new_id]
 
 
 def _check_revoked(rec: RunRecord, targets: list[str], remaining: list[str]) -> None:

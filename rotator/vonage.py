@@ -92,6 +92,7 @@ class Reply:
     created: SecretInfo | None = None
     subaccounts: list[Subaccount] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # listed keys refused (sanitised): quarantine
+    revoked: bool = False  # Vonage itself answered the DELETE 204: the secret is gone
 
 
 def _rate_limited(exc: BaseException) -> bool:
@@ -169,6 +170,9 @@ class VonageClient:
     def revoke_secret(self, creds: Credentials, api_key: str, secret_id: str) -> Reply:
         """DELETE, retried; a 404 after an attempt that may have applied counts as done.
 
+        ``Reply.revoked`` is True only for Vonage's own 204, the one answer that settles the
+        outcome without a listing (a 404 inferred as done, or any other 2xx, does not).
+
         ``secret_id`` is checked again here (``InvalidIdentifierError``): a DELETE is the one
         call where a bad id destroys something.
         """
@@ -176,13 +180,15 @@ class VonageClient:
             self._config.api_url, "accounts", api_key, "secrets", parse_secret_id(secret_id)
         )
         attempted = False
+        inferred = False
 
         def attempt() -> httpx.Response:
-            nonlocal attempted
+            nonlocal attempted, inferred
             try:
                 return self._send("DELETE", url, creds)
             except VonageNotFoundError:
                 if attempted:
+                    inferred = True  # probably ours, but Vonage did not say so: not authoritative
                     return httpx.Response(204)
                 raise
             except VonageTransportError as exc:
@@ -193,7 +199,7 @@ class VonageClient:
                 raise
 
         response = self._retrying(attempt)
-        return Reply(_request_id(response))
+        return Reply(_request_id(response), revoked=response.status_code == 204 and not inferred)
 
     # -- authentication check, subaccounts, SMS ----------------------------------------------
 

@@ -103,8 +103,8 @@ class Daemon:
             work.revoke_due()
             work.discover(initial=True)
             now = self._clock()
-            for key in self._keys.names():  # no /metrics to serve: skip the Vault read of age
-                work.refresh(key, spread_new=False, age_from_vault=False)
+            # no /metrics to serve: skip the Vault read of age
+            work.refresh_many(self._keys.names(), spread_new=False, age_from_vault=False)
             dues = self._keys.dues()
             due = run_order(
                 [k for k, d in dues.items() if d <= now], primary=self.primary, dues=dues

@@ -283,14 +283,51 @@ class Work:
     ) -> datetime | None:
         """Re-read the key's history from the audit log; returns (and records) its due time.
         ``age_from_vault``: a never-rotated key's secret age comes from Vault's rotated_at."""
+        if self._ctx.keys.first_seen(key) is None:
+            return None
+        audit = self._ctx.services.audit
+        newest = audit.runs(api_key=key, limit=1)
+        history = (audit.last_success(key), newest[0] if newest else None)
+        return self._apply(key, history, spread_new=spread_new, age_from_vault=age_from_vault)
+
+    def refresh_many(
+        self, keys: list[str], *, spread_new: bool = True, age_from_vault: bool = True
+    ) -> None:
+        """``refresh`` for many keys from one grouped read of the audit log (start-up and the
+        full pass: two queries per key took ~20 s for 10,000 keys)."""
+        try:
+            histories = self._ctx.services.audit.key_histories()
+        except RotatorError as exc:
+            for key in keys:
+                self._ctx.keys.note_error(key, str(exc))
+            return
+        for key in keys:
+            if self._ctx.stop.is_set():
+                return
+            try:
+                self._apply(
+                    key,
+                    histories.get(key, (None, None)),
+                    spread_new=spread_new,
+                    age_from_vault=age_from_vault,
+                )
+            except RotatorError as exc:
+                self._ctx.keys.note_error(key, str(exc))
+
+    def _apply(
+        self,
+        key: str,
+        history: tuple[datetime | None, Run | None],
+        *,
+        spread_new: bool,
+        age_from_vault: bool,
+    ) -> datetime | None:
+        """Record the key's due time and metrics from its (last success, newest run)."""
         ctx = self._ctx
         first_seen = ctx.keys.first_seen(key)
         if first_seen is None:
             return None
-        audit = ctx.services.audit
-        last_success = audit.last_success(key)
-        newest = audit.runs(api_key=key, limit=1)
-        last_run = newest[0] if newest else None
+        last_success, last_run = history
         failed = last_run is not None and last_run.status in FAILED_STATUSES
         last_failure = None
         if last_run is not None and failed:
@@ -414,11 +451,7 @@ class Work:
             ctx.metrics.remove_key(key)
             ctx.jobs.drop_check(key)
         if ctx.jobs.started:
-            for key in new:  # every due time first, so the primary sees the subaccounts due
-                try:
-                    self.refresh(key)
-                except RotatorError as exc:
-                    ctx.keys.note_error(key, str(exc))
+            self.refresh_many(new)  # every due time first, so the primary sees the subaccounts due
             for key in new:
                 self.schedule(key)
         if gone or new:
@@ -448,11 +481,13 @@ class Work:
         self.revoke_due()
         self._note_pauses()
         stale = self._stale_keys()
+        if stale is None:
+            self.refresh_many(ctx.keys.names())
         for key in ctx.keys.names():
             if ctx.stop.is_set():
                 return
             try:
-                if stale is None or key in stale:
+                if stale is not None and key in stale:
                     self.refresh(key)
             except RotatorError as exc:
                 ctx.keys.note_error(key, str(exc))
