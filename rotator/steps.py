@@ -10,6 +10,7 @@ makes progress that recovery must see even if the step then fails, it checkpoint
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 
