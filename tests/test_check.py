@@ -46,7 +46,7 @@ def test_an_unmigrated_database_says_to_upgrade(world: World, run_cli: Any) -> N
     result = run_cli("check")
     assert result.returncode == 1
     assert failures(result) == [
-        "FAIL database: database schema is at revision none, rotator needs 0003 "
+        "FAIL database: database schema is at revision none, rotator needs 0004 "
         "(run `rotator db upgrade`)"
     ]
 
