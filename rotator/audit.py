@@ -557,18 +557,15 @@ class AuditLog:
             ).first()
         return Head(row[0], row[1]) if row else Head(0, GENESIS)
 
-    def anchor_head(self) -> Head | None:
+    def anchor_head(self) -> None:
         """Fold and hand the head to the anchor (Vault), if one is set; never raises: a run's
         outcome stands even when Vault is away, and the daemon's timer anchors again."""
         if self.anchor is None:
-            return None
+            return
         try:
-            head = self.fold()
-            self.anchor(head)
+            self.anchor(self.fold())
         except RotatorError as exc:
             structlog.get_logger(__name__).warning("audit_anchor_failed", error=str(exc))
-            return None
-        return head
 
     def _append(self, conn: Connection, **fields: Any) -> Event:
         chain = fields.get("api_key") or GLOBAL_CHAIN

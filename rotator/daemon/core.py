@@ -143,6 +143,9 @@ class Daemon:
         self._jobs.every(
             ":housekeeping", "deferred revocations and metrics", HOUSEKEEPING, work.housekeeping
         )
+        self._jobs.every(
+            ":anchor", "anchor the audit head", HOUSEKEEPING, services.audit.anchor_head
+        )
         self._phase = Phase.RUNNING
         log.info(
             "daemon_started",
