@@ -284,10 +284,14 @@ class AuditLog:
     ) -> None:
         """Set the given fields of a run's summary; fields left out keep their value."""
         given = {"old_secret_id": old_secret_id, "new_secret_id": new_secret_id, "error": error}
-        fields = {name: value for name, value in given.items() if value is not UNSET}
-        if not fields:
-            return
         run = self.get_run(run_id)
+        fields = {
+            name: value
+            for name, value in given.items()
+            if value is not UNSET and value != getattr(run, name)
+        }
+        if not fields:
+            return  # nothing changes: no write, no event
         with translate_errors("update the run", self.engine), self.engine.begin() as conn:
             conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**fields))
             now = utcnow()
