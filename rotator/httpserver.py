@@ -285,6 +285,7 @@ def _key_json(key: KeyStatus) -> dict[str, Any]:
         "secret_age_seconds": key.secret_age.total_seconds() if key.secret_age else None,
         "last_success": shown(key.last_success),
         "next_due": shown(key.next_due),
+        "grace_until": shown(key.grace_until),
         "rotating_here": key.rotating_here,
         "last_run": _run_json(key.last_run),
         "lease": _lease_json(key.lease),
@@ -318,6 +319,10 @@ def _when(moment: datetime | None, now: datetime) -> str:
     return f"{text} ({_age(timedelta(seconds=abs(delta)))} {'from now' if delta > 0 else 'ago'})"
 
 
+def _grace(until: datetime | None) -> str:
+    return f" — postponed: in grace until {shown(until)}" if until is not None else ""
+
+
 def _row(key: KeyStatus, now: datetime) -> str:
     e = html.escape
     run = key.last_run
@@ -332,7 +337,7 @@ def _row(key: KeyStatus, now: datetime) -> str:
         f"<td>{e(role)}</td>"
         f"<td>{e(_age(key.secret_age))}</td>"
         f'<td class="{cls}">{e(result)}</td>'
-        f"<td>{e(_when(key.next_due, now))}</td>"
+        f"<td>{e(_when(key.next_due, now))}{e(_grace(key.grace_until))}</td>"
         f"<td>{e(holder)}</td>"
         f"<td>{e((run.error if run is not None else None) or '')}</td>"
         "</tr>"

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import structlog
 
 from rotator.audit import AuditLog, Run, RunStatus
-from rotator.clock import utcnow
+from rotator.clock import parse, utcnow
 from rotator.config import Config
 from rotator.errors import RotationError, RotatorError, VonageAuthError, VonageError
 from rotator.lease import Lease, Leases
@@ -132,7 +132,19 @@ def observe(
         record_authenticates=works,
         previous_id=state.previous.secret_id if state.previous else None,
         adopted_id=state.adopted_id,
+        previous_revoke_after=revoke_after_of(state),
     )
+
+
+def revoke_after_of(state: RotationState) -> datetime | None:
+    """When the previous secret's grace period ends (None: it has none, or there is none)."""
+    previous = state.previous
+    if previous is None or not previous.revoke_after:
+        return None
+    try:
+        return parse(previous.revoke_after)
+    except ValueError:
+        return None
 
 
 def supersede(deps: Deps, run: Run, why: str) -> Run:

@@ -45,6 +45,7 @@ class KeyStatus:
     last_success: datetime | None
     next_due: datetime | None
     rotating_here: bool
+    grace_until: datetime | None = None  # postponed: the previous secret's grace ends then
     last_run: Run | None
     lease: LeaseSummary | None
     error: str | None  # the last check's own error (database down...), if any

@@ -31,12 +31,13 @@ def _age(delta: timedelta | None) -> str:
 def _next_due(services: Services, view: KeyView) -> datetime | None:
     from rotator.scheduling import next_due, schedule_for
 
-    return next_due(
+    due = next_due(
         schedule_for(services.config, view.api_key),
         api_key=view.api_key,
         last_success=view.last_success,
         first_seen=datetime.now(UTC),
     )
+    return max(due, view.grace_until) if view.grace_until else due  # postponed past the grace
 
 
 def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
@@ -71,6 +72,8 @@ def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
         if view.adopted_id:
             vault += f"; adopted {view.adopted_id}"
         out.print(f"  vault: {vault}")
+        if view.grace_until:
+            out.print(f"  in grace until {view.grace_until:%Y-%m-%d %H:%M:%S}Z: rotation postponed")
         if view.last_run is not None:
             run = view.last_run
             out.print(f"  last run: {run.status} {run.started_at:%Y-%m-%d %H:%M}Z ({run.id[:8]})")
@@ -114,7 +117,16 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
         )
         return
     table = Table(title="rotator status")
-    for column in ("key", "secrets", "current secret", "age", "last run", "next due", "lease"):
+    for column in (
+        "key",
+        "secrets",
+        "current secret",
+        "age",
+        "last run",
+        "next due",
+        "in grace until",
+        "lease",
+    ):
         table.add_column(column)
     for view in views:
         current = view.current
@@ -129,6 +141,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
             _age(view.age()),
             f"[red]{last}[/red]" if failed else last,
             f"{due:%Y-%m-%d %H:%M}Z" if due else "-",
+            f"{view.grace_until:%Y-%m-%d %H:%M:%S}Z" if view.grace_until else "",
             view.lease.owner if view.lease and view.lease.active else "",
         )
     console().print(table)
