@@ -144,8 +144,17 @@ class Rotator:
             self._release(lease)
 
     def grace_until(self, api_key: str, *, emergency: bool = False) -> datetime | None:
-        """When the key's previous secret's grace period ends, if it has not yet (Vault's
-        bookkeeping: ``previous.revoke_after``)."""
+        """When the key's previous secret's grace period ends, if it has not yet: Vault's
+        ``previous.revoke_after``, or a run awaiting revocation (its old secret may have had no
+        value in Vault, yet applications configured by hand may use it until then)."""
+        now = utcnow()
+        promised = [
+            run.revoke_after
+            for run in self.audit.awaiting_revoke(api_key)
+            if run.revoke_after is not None and run.old_secret_id and run.revoke_after > now
+        ]
+        if promised and not emergency:
+            return max(promised)
         state = self.vault.read_state(api_key)
         seen = Observed(
             vonage_ids=(),
@@ -154,7 +163,7 @@ class Rotator:
             previous_id=state.previous.secret_id if state.previous else None,
             previous_revoke_after=revoke_after_of(state),
         )
-        return protocol.grace_until(seen, now=utcnow(), emergency=emergency)
+        return protocol.grace_until(seen, now=now, emergency=emergency)
 
     def _refuse_inside_grace(self, api_key: str) -> None:
         until = self.grace_until(api_key)
