@@ -18,7 +18,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from rotator.commands import adopt, audit, daemon, demo, events, inspect, rotate, schema, simulate
+from rotator.commands import (
+    adopt,
+    audit,
+    daemon,
+    demo,
+    events,
+    inspect,
+    rollback,
+    rotate,
+    schema,
+    simulate,
+)
 from rotator.commands.context import options
 from rotator.errors import (
     ConfigError,
@@ -94,6 +105,7 @@ def _main(
 
 
 app.command()(rotate.rotate)
+app.command()(rollback.rollback)
 app.command()(inspect.plan)
 app.command()(inspect.status)
 app.command()(inspect.check)
