@@ -76,3 +76,31 @@ def test_cached_secrets_never_get_a_401(
     for app in apps:
         assert app.refused == [], app.api_key
         assert len(app.seen) > ROTATIONS, app.api_key
+
+
+def test_the_daemon_postpones_a_key_in_grace_and_says_so(
+    pg_world: World, daemons: Callable[..., DaemonProcess]
+) -> None:
+    """A key due (schedule shortened since) inside its grace: not rotated; /status and /metrics
+    name the end of the grace."""
+    world = pg_world
+    world.seed_primary(with_id=True)
+    world.seed_vault("sub00001", SUBACCOUNTS["sub00001"], world.sim.secret_ids("sub00001")[0])
+    world.configure(rotation={"grace_period": "30m", "schedule": {"interval": "1h"}})
+    first = world.services().rotator.rotate("sub00001", actor="operator", reason="manual")
+    assert first.run.status == RunStatus.AWAITING_REVOKE
+    world.configure(rotation={"grace_period": "0s", "schedule": {"interval": "1s"}})
+    daemon = daemons(world)
+    daemon.wait_running()
+    status = wait_for(
+        lambda: next(k for k in daemon.status()["keys"] if k["api_key"] == "sub00001")
+        if len(runs_of(world.services().audit, "sub00002")) >= 2 else None,
+        what="the daemon's second round",
+    )  # fmt: skip
+    metrics = daemon.get("/metrics").text
+    daemon.terminate()
+    assert status["grace_until"] is not None
+    assert status["grace_until"][:19] == first.run.revoke_after.isoformat()[:19]  # type: ignore[union-attr]
+    assert 'rotator_grace_until_timestamp_seconds{api_key="sub00001"} 0.0' not in metrics
+    assert len(runs_of(world.services().audit, "sub00001")) == 1
+    assert first.run.old_secret_id in world.sim.secret_ids("sub00001")
