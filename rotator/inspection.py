@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -118,6 +118,7 @@ def observe(
         record = services.vault.read_current(api_key)
         state = services.vault.read_state(api_key)
         seen = runio.observe(services.vonage, api_key, secrets, record, state)
+        seen = replace(seen, promised_until=runio.promised_until(services.audit, api_key))
         decided = plan(
             seen,
             emergency=emergency,

@@ -42,6 +42,9 @@ class Observed:
     previous_id: str | None = None  # Vault's "previous" bookkeeping
     adopted_id: str | None = None  # named by an operator with `rotator adopt`
     previous_revoke_after: datetime | None = None  # when the previous secret's grace ends
+    # A run awaiting revocation promised its old secret until then (even one whose value Vault
+    # never held: applications configured by hand may use it).
+    promised_until: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,10 +112,11 @@ def grace_until(seen: Observed, *, now: datetime, emergency: bool) -> datetime |
     application that cached it (well inside the grace period) would be locked out. Only an
     emergency cuts a grace period short.
     """
-    until = seen.previous_revoke_after
-    if emergency or until is None or until <= now or seen.previous_id is None:
-        return None
-    return until
+    candidates = [seen.promised_until]
+    if seen.previous_id is not None:
+        candidates.append(seen.previous_revoke_after)
+    pending = [c for c in candidates if c is not None and c > now]
+    return None if emergency or not pending else max(pending)
 
 
 def make_room(

@@ -31,7 +31,15 @@ from rotator.errors import (
 )
 from rotator.lease import Lease, LeaseInfo, Leases
 from rotator.protocol import Observed
-from rotator.runio import Deps, RunIO, RunRecord, no_boundary, revoke_after_of, supersede
+from rotator.runio import (
+    Deps,
+    RunIO,
+    RunRecord,
+    no_boundary,
+    promised_until,
+    revoke_after_of,
+    supersede,
+)
 from rotator.steps import grace_error, revoke_now, walk
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
@@ -147,14 +155,6 @@ class Rotator:
         """When the key's previous secret's grace period ends, if it has not yet: Vault's
         ``previous.revoke_after``, or a run awaiting revocation (its old secret may have had no
         value in Vault, yet applications configured by hand may use it until then)."""
-        now = utcnow()
-        promised = [
-            run.revoke_after
-            for run in self.audit.awaiting_revoke(api_key)
-            if run.revoke_after is not None and run.old_secret_id and run.revoke_after > now
-        ]
-        if promised and not emergency:
-            return max(promised)
         state = self.vault.read_state(api_key)
         seen = Observed(
             vonage_ids=(),
@@ -162,8 +162,9 @@ class Rotator:
             record_secret_id=None,
             previous_id=state.previous.secret_id if state.previous else None,
             previous_revoke_after=revoke_after_of(state),
+            promised_until=promised_until(self.audit, api_key),
         )
-        return protocol.grace_until(seen, now=now, emergency=emergency)
+        return protocol.grace_until(seen, now=utcnow(), emergency=emergency)
 
     def _refuse_inside_grace(self, api_key: str) -> None:
         until = self.grace_until(api_key)

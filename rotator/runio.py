@@ -147,6 +147,16 @@ def revoke_after_of(state: RotationState) -> datetime | None:
         return None
 
 
+def promised_until(audit: AuditLog, api_key: str) -> datetime | None:
+    """The latest ``revoke_after`` of the key's runs awaiting revocation of an old secret."""
+    promised = [
+        run.revoke_after
+        for run in audit.awaiting_revoke(api_key)
+        if run.revoke_after is not None and run.old_secret_id
+    ]
+    return max(promised, default=None)
+
+
 def supersede(deps: Deps, run: Run, why: str) -> Run:
     """Close a run awaiting revocation whose old secret something else already revoked."""
     log.info("run_superseded", superseded_run=run.id, why=why)

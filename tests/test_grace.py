@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from rotator.audit import RunStatus
 from rotator.checks import grace_warnings
 from rotator.config import parse_config
 from rotator.errors import ConfigError, GracePeriodActiveError
-from rotator.protocol import GraceNotOver, Observed, identify, make_room, plan
+from rotator.protocol import GraceNotOver, Observed, grace_until, identify, make_room, plan
 from tests.conftest import SUBACCOUNTS, World
 
 SUB = "sub00001"
@@ -158,3 +159,35 @@ def test_check_warns_about_a_zero_grace() -> None:
     warnings = grace_warnings(parse_config(base_config(grace_period="0s")))
     assert len(warnings) == 1
     assert "0s" in warnings[0].message
+
+
+def test_plan_and_status_show_the_postponement(world: World, run_cli: Any) -> None:
+    """`plan` says the rotation waits and until when; `status --json` names grace_until."""
+    world.seed_primary()
+    world.configure(rotation={"grace_period": "1h"})
+    assert run_cli("rotate", SUB).returncode == 0
+    planned = run_cli("plan", SUB)
+    assert "in grace until" in planned.stdout
+    assert "wait until" in planned.stdout
+    status = json.loads(run_cli("status", "--json").stdout)
+    assert next(k for k in status if k["api_key"] == SUB)["grace_until"] is not None
+
+
+def test_check_refuses_a_grace_as_long_as_the_schedule(world: World, run_cli: Any) -> None:
+    """`rotator check` reports the config error (exit 2), naming the key."""
+    override = {"api_key": SUB, "grace_period": "7d", "schedule": {"interval": "7d"}}
+    world.configure(accounts={"overrides": [override]})
+    done = run_cli("check")
+    assert done.returncode == 2
+    assert SUB in done.stdout
+    assert "grace_period" in done.stdout
+
+
+def test_a_promise_without_a_vault_previous_still_postpones() -> None:
+    """A run awaiting revocation of a secret Vault never held still holds back a rotation."""
+    seen = Observed(
+        vonage_ids=("old", "cur"), record_exists=True, record_secret_id="cur",
+        promised_until=NOW + timedelta(minutes=1),
+    )  # fmt: skip
+    assert grace_until(seen, now=NOW, emergency=False) == NOW + timedelta(minutes=1)
+    assert grace_until(seen, now=NOW, emergency=True) is None
