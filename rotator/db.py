@@ -83,8 +83,9 @@ def _sqlite_serialized_writes(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA busy_timeout=30000")  # first: the WAL switch below may wait
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -133,6 +134,23 @@ def migration_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _STARTUP_LOCK})
+
+
+def _switch_to_wal(cursor: Any, attempts: int = 50) -> None:
+    """Switch a database to WAL. The switch needs the database to itself and SQLite refuses it
+    at once (no busy wait) while another process is connecting too: on a fresh database, at
+    the first start of several processes. Retried a bounded number of times, briefly."""
+    import sqlite3
+    import time
+
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def upgrade(engine: Engine) -> str | None:
