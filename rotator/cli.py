@@ -24,7 +24,9 @@ from rotator.commands import (
     daemon,
     demo,
     events,
+    holds,
     inspect,
+    lease,
     rollback,
     rotate,
     schema,
@@ -69,7 +71,10 @@ class RotatorGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except RotatorError as exc:
-            typer.echo(f"rotator: error: {exc}", err=True)
+            from rotator.escape import terminal
+            from rotator.redact import scrub
+
+            typer.echo(f"rotator: error: {terminal(scrub(str(exc)))}", err=True)
             raise typer.Exit(exit_code(exc)) from None
 
 
@@ -99,6 +104,9 @@ def _main(
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
 ) -> None:
+    from rotator.process import harden_process
+
+    harden_process()  # before any command reads a secret: no core dumps, not dumpable
     options.config_path = config
     options.log_format = log_format
     options.log_level = log_level
@@ -111,7 +119,10 @@ app.command()(inspect.status)
 app.command()(inspect.check)
 app.command()(adopt.adopt)
 app.command()(events.events)
+app.command()(holds.pause)
+app.command()(holds.resume)
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(lease.lease_app, name="lease")
 app.add_typer(schema.db_app, name="db")
 app.command("run")(daemon.run_daemon)
 app.command()(demo.demo)

@@ -153,10 +153,39 @@ class DatabaseConfig(_Model):
         return value
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _hhmm(value: str) -> str:
+    hours, sep, minutes = value.partition(":")
+    ok = sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and len(hours) <= 2
+    if not ok or int(minutes) > 59 or int(hours) * 60 + int(minutes) > 24 * 60:
+        raise ValueError("must be a UTC time HH:MM, 00:00 to 24:00")
+    return f"{int(hours):02d}:{minutes}"
+
+
+class Window(_Model):
+    """When scheduled rotations may start: these days (UTC), from ``start`` to ``end``. An end
+    at or before the start runs past midnight into the next day (the day named is the start's)."""
+
+    days: list[Weekday] = list(WEEKDAYS)  # type: ignore[arg-type]
+    start: Annotated[str, AfterValidator(_hhmm)] = "00:00"
+    end: Annotated[str, AfterValidator(_hhmm)] = "24:00"
+
+    @field_validator("days")
+    @classmethod
+    def _some(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one day")
+        return value
+
+
 class Schedule(_Model):
     interval: Duration | None = None
     cron: str | None = None
     jitter: Duration = timedelta(0)
+    window: Window | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Schedule:
@@ -191,6 +220,9 @@ class RotationConfig(_Model):
     # whose last run failed or was rolled back (instead of waiting a whole schedule interval).
     max_parallel: int = Field(default=4, ge=1, le=64)
     retry_delay: Duration = timedelta(minutes=15)
+    # After this many consecutive failed or rolled-back runs a key is `stuck`: no automatic
+    # attempt until `rotator resume`.
+    max_attempts: int = Field(default=5, ge=1, le=1000)
 
     @field_validator("secret_length")
     @classmethod
@@ -219,8 +251,61 @@ class AccountsConfig(_Model):
     overrides: list[AccountOverride] = []
 
 
+class ControlConfig(_Model):
+    """The authenticated control API (rotate, pause, resume over HTTP), off by default."""
+
+    enabled: bool = False
+    vault_path: str = "rotator-control"  # capabilities asked on <vault_path>/<api_key>/<action>
+    max_body: int = Field(default=4096, ge=256, le=65536)  # bytes
+    rate_per_minute: int = Field(default=30, ge=1, le=6000)  # per caller
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @field_validator("vault_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value or ".." in value.split("/"):
+            raise ValueError("must be a non-empty path without '..'")
+        return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> ControlConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+def is_loopback(host: str) -> bool:
+    """An address only this machine reaches (the control API without TLS may listen only there)."""
+    import ipaddress
+
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class HttpConfig(_Model):
     listen: str = "127.0.0.1:9464"
+    control: ControlConfig = ControlConfig()
+
+    @model_validator(mode="after")
+    def _control_safe(self) -> HttpConfig:
+        host = self.listen.rpartition(":")[0]
+        if self.control.enabled and not self.control.tls and not is_loopback(host):
+            raise ValueError(
+                "http.control needs TLS (control.tls_cert and tls_key) to listen on a "
+                "non-loopback address"
+            )
+        return self
 
     @field_validator("listen")
     @classmethod
@@ -338,6 +423,21 @@ class EventsConfig(_Model):
         return self
 
 
+class WatchConfig(_Model):
+    """Drift watch: every key's secrets listed on a cadence and compared with what rotator knows."""
+
+    enabled: bool = True
+    interval: Duration = timedelta(minutes=15)
+    on_drift: Literal["alert", "emergency"] = "alert"
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+
 class LoggingConfig(_Model):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -353,6 +453,7 @@ class Config(_Model):
     notify: NotifyConfig = NotifyConfig()
     logging: LoggingConfig = LoggingConfig()
     events: EventsConfig = EventsConfig()
+    watch: WatchConfig = WatchConfig()
 
     @model_validator(mode="after")
     def _grace_shorter_than_schedule(self) -> Config:

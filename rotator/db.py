@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # Alembic is imported only when migrating (start-up speed, is
     from alembic.config import Config as AlembicConfig
 
 # The newest migration in migrations/versions; tests/test_db_head.py keeps it equal to Alembic's.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004_pauses"
 
 
 def migrations_dir() -> Path:

@@ -77,6 +77,10 @@ class RunNotFoundError(RotatorError):
     hint = "check the run id; `rotator audit` lists the runs"
 
 
+class KeyHeldError(RotatorError):
+    hint = "`rotator resume API_KEY` lifts it; an emergency rotation (--emergency) still runs"
+
+
 class LeaseHeldError(RotatorError):
     hint = "another rotation of this key is in progress; retry when it has finished"
 

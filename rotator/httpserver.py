@@ -3,18 +3,23 @@
 Standard library only (``ThreadingHTTPServer``), bound to localhost unless configured otherwise.
 GET only; anything else is 405, unknown paths 404, garbage 400 — and the server keeps serving.
 Nothing here can change state or show a secret value; every string on the HTML page is escaped.
+
+The connection layer treats every client as hostile: at most ``max_connections`` at once (the
+next one gets a 503 and is closed), each connection lives at most ``connection_deadline`` in total
+however slowly it trickles bytes, a request with a body is refused and the connection closed (so
+the body can never be read as a second request behind a proxy), and an error answer is a fixed
+phrase that echoes nothing of the request, after which the connection is closed.
 """
 
 from __future__ import annotations
 
-import html
+import contextlib
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,20 +28,24 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from rotator import db
-from rotator.audit import Run
-from rotator.durations import format_duration
-from rotator.errors import RotatorError
+from rotator.errors import ConfigError, RotatorError
+from rotator.escape import terminal
 from rotator.metrics import Metrics
-from rotator.notify import scrub
-from rotator.snapshot import KeyStatus, LeaseSummary, Phase, StatusSnapshot
+from rotator.redact import scrub
+from rotator.snapshot import Phase
+from rotator.statuspage import StatusPages, StatusSource, StepsSource, render_html, status_json
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
 log = structlog.get_logger("rotator.http")
 VONAGE_CHECK_TTL = 60.0  # seconds a Vonage credentials check is reused: probes must not hammer it
 REQUEST_TIMEOUT = 10.0  # a client that sends nothing for this long is dropped
-
-StatusSource = Callable[[], StatusSnapshot]
+CONNECTION_DEADLINE = 30.0  # a connection is closed this long after it was accepted, whatever
+MAX_CONNECTIONS = 32  # connections handled at once; the next one is answered 503 and closed
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 5\r\nConnection: close\r\nRetry-After: 1\r\n\r\nbusy\n"
+)
 
 
 @dataclass(frozen=True)
@@ -112,15 +121,40 @@ class _Server(ThreadingHTTPServer):
         address: tuple[str, int],
         *,
         metrics: Metrics,
-        status: StatusSource,
+        pages: StatusPages,
         readiness: Readiness,
         family: socket.AddressFamily,
+        max_connections: int = MAX_CONNECTIONS,
+        connection_deadline: float = CONNECTION_DEADLINE,
     ) -> None:
         self.address_family = family
         self.metrics = metrics
-        self.status = status
+        self.pages = pages
         self.readiness = readiness
+        self.connection_deadline = connection_deadline
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to a thread if a slot is free; otherwise answer 503 and close."""
+        if not self._slots.acquire(blocking=False):
+            log.warning("http_too_many_connections")
+            with contextlib.suppress(OSError):
+                request.settimeout(0)  # the accept loop never waits on a client
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.warning("http_request_error", client=str(client_address[0]) if client_address else "")
@@ -134,9 +168,56 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     error_content_type = "text/plain; charset=utf-8"
     error_message_format = "%(code)d %(message)s\n"  # for garbage: short, and echoes nothing
+    _has_body = False
+    _expiry: threading.Timer | None = None
+
+    # -- the connection layer ------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        # however slowly a client trickles bytes, the connection ends at the deadline: shutting
+        # the socket down wakes the blocked read, which then sees the end of the stream
+        self._expiry = threading.Timer(self.server.connection_deadline, self._expire)
+        self._expiry.daemon = True
+        self._expiry.start()
+
+    def _expire(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        super().finish()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":  # no status line, no headers: refuse, not serve
+            self.send_error(400)
+            return False
+        length = self.headers.get("Content-Length")
+        self._has_body = "Transfer-Encoding" in self.headers or length not in (None, "0")
+        if self._has_body:
+            self.close_connection = True  # the body is never read, so it can never be parsed
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A fixed phrase for the code (never the request line or a header), then close."""
+        self.close_connection = True
+        self.request_version = self.protocol_version  # a status line even for garbage
+        phrase = self.responses.get(code, ("Error", ""))[0]
+        super().send_error(code, phrase, "")
+
+    # -- the routes ------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
+        if self._has_body:
+            self._json(400, {"error": "a GET has no body; the connection is closed"})
+            return
+        url = urlsplit(self.path)
+        path = url.path
         try:
             if path == "/healthz":
                 self._send(200, "text/plain; charset=utf-8", b"ok\n")
@@ -145,11 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/metrics":
                 body, content_type = self.server.metrics.render(self.headers.get("Accept", ""))
                 self._send(200, content_type, body)
-            elif path == "/status.html" or (path == "/status" and self._wants_html()):
-                page = render_html(self.server.status())
-                self._send(200, "text/html; charset=utf-8", page.encode())
-            elif path in ("/status", "/status.json"):
-                self._json(200, status_json(self.server.status()))
+            elif page := self.server.pages.answer(path, url.query, wants_html=self._wants_html()):
+                self._send(page.status, page.content_type, page.body)
             else:
                 self._json(404, {"error": "not found", "paths": list(PATHS)})
         except Exception:
@@ -200,24 +278,45 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http_request", line=(format % args)[:300])
+        log.debug("http_request", line=terminal((format % args)[:300]))
 
 
-PATHS = ("/healthz", "/readyz", "/metrics", "/status", "/status.html")
+PATHS = ("/healthz", "/readyz", "/metrics", "/status", "/status.html", "/status/keys/<api_key>")
 
 
 class HttpServer:
     """The server on its own thread; ``port`` is the bound one (``listen`` may ask for 0)."""
 
     def __init__(
-        self, listen: str, *, metrics: Metrics, status: StatusSource, readiness: Readiness
+        self,
+        listen: str,
+        *,
+        metrics: Metrics,
+        status: StatusSource,
+        readiness: Readiness,
+        steps: StepsSource | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        connection_deadline: float = CONNECTION_DEADLINE,
     ) -> None:
         host, _, port = listen.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._server = _Server(
-            (host, int(port)), metrics=metrics, status=status, readiness=readiness, family=family
-        )
+        try:
+            self._server = _Server(
+                (host, int(port)),
+                metrics=metrics,
+                pages=StatusPages(status, steps),
+                readiness=readiness,
+                family=family,
+                max_connections=max_connections,
+                connection_deadline=connection_deadline,
+            )
+        except (OSError, ValueError, OverflowError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "invalid"
+            raise ConfigError(
+                f"http.listen: cannot listen on {listen}: {reason}",
+                hint="choose a free port in http.listen, or stop the process that holds it",
+            ) from None
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},  # how long stop() may wait
@@ -241,134 +340,6 @@ class HttpServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
-
-
-# -- the status page ----------------------------------------------------------------------------
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse}th,td{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
-th{background:#f4f4f4}tr.fail td{background:#fde8e8;color:#a00}td.fail{color:#a00;font-weight:bold}
-td.ok{color:#070}.muted{color:#777}code{font-size:.95em}
-"""
-
-
-def shown(moment: datetime | None) -> str | None:
-    """/status shows moments to the second: a contract with whoever scrapes it."""
-    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _run_json(run: Run | None) -> dict[str, Any] | None:
-    if run is None:
-        return None
-    return {
-        "run_id": run.id,
-        "status": str(run.status),
-        "trigger": run.trigger,
-        "started_at": shown(run.started_at),
-        "finished_at": shown(run.finished_at),
-        "error": run.error,
-    }
-
-
-def _lease_json(lease: LeaseSummary | None) -> dict[str, Any] | None:
-    if lease is None:
-        return None
-    return {"owner": lease.owner, "expires_at": shown(lease.expires_at), "active": lease.active}
-
-
-def _key_json(key: KeyStatus) -> dict[str, Any]:
-    return {
-        "api_key": key.api_key,
-        "name": key.name,
-        "primary": key.primary,
-        "secret_age_seconds": key.secret_age.total_seconds() if key.secret_age else None,
-        "last_success": shown(key.last_success),
-        "next_due": shown(key.next_due),
-        "grace_until": shown(key.grace_until),
-        "rotating_here": key.rotating_here,
-        "last_run": _run_json(key.last_run),
-        "lease": _lease_json(key.lease),
-        "failing": key.failing,
-        "error": key.error,
-    }
-
-
-def status_json(status: StatusSnapshot) -> dict[str, Any]:
-    """/status as JSON: every managed key, its secret age, last run, next due, lease."""
-    return {
-        "version": status.version,
-        "phase": str(status.phase),
-        "owner": status.owner,
-        "generated_at": shown(status.generated_at),
-        "keys": [_key_json(key) for key in status.keys],
-    }
-
-
-def _age(age: timedelta | None) -> str:
-    return "unknown" if age is None else format_duration(age)
-
-
-def _when(moment: datetime | None, now: datetime) -> str:
-    text = shown(moment)
-    if moment is None or text is None:
-        return "-"
-    delta = (moment.replace(microsecond=0) - now.replace(microsecond=0)).total_seconds()
-    if abs(delta) < 1:
-        return f"{text} (now)"
-    return f"{text} ({_age(timedelta(seconds=abs(delta)))} {'from now' if delta > 0 else 'ago'})"
-
-
-def _grace(until: datetime | None) -> str:
-    return f" — postponed: in grace until {shown(until)}" if until is not None else ""
-
-
-def _row(key: KeyStatus, now: datetime) -> str:
-    e = html.escape
-    run = key.last_run
-    result = str(run.status) if run is not None else "never run"
-    cls = "fail" if key.failing else ("ok" if result in ("succeeded", "awaiting_revoke") else "")
-    holder = key.lease.owner if key.lease is not None and key.lease.active else "-"
-    role = "primary" if key.primary else "subaccount"
-    name = f"<br><span class=muted>{e(key.name)}</span>" if key.name else ""
-    return (
-        f'<tr class="{"fail" if key.failing else ""}">'
-        f"<td><code>{e(key.api_key)}</code>{name}</td>"
-        f"<td>{e(role)}</td>"
-        f"<td>{e(_age(key.secret_age))}</td>"
-        f'<td class="{cls}">{e(result)}</td>'
-        f"<td>{e(_when(key.next_due, now))}{e(_grace(key.grace_until))}</td>"
-        f"<td>{e(holder)}</td>"
-        f"<td>{e((run.error if run is not None else None) or '')}</td>"
-        "</tr>"
-    )
-
-
-def render_html(status: StatusSnapshot) -> str:
-    """The status page: one row per key; failing keys in red. Every value is escaped."""
-    e = html.escape
-    now = status.generated_at
-    keys = status.keys
-    rows = [_row(key, now) for key in keys]
-    failing_count = sum(1 for k in keys if k.failing)
-    summary = (
-        f'<p class="fail"><b>{failing_count} of {len(keys)} keys failing</b></p>'
-        if failing_count
-        else f"<p class=ok>All {len(keys)} keys healthy.</p>"
-    )
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta http-equiv="refresh" content="30">'
-        f"<title>rotator status</title><style>{_CSS}</style></head><body>"
-        f"<h1>rotator</h1><p class=muted>version {e(status.version)}, "
-        f"{e(str(status.phase))}, as of {e(shown(now) or '')}; "
-        f"this process: <code>{e(str(status.owner))}</code></p>"
-        f"{summary}"
-        "<table><thead><tr><th>API key</th><th>role</th><th>secret age</th><th>last result</th>"
-        "<th>next due</th><th>lease holder</th><th>last error</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table></body></html>"
-    )
 
 
 __all__ = ["Check", "HttpServer", "Readiness", "render_html", "status_json"]

@@ -77,6 +77,35 @@ class Metrics:
             ["api_key"],
             registry=r,
         )
+        self.keys_watched = Gauge(
+            "rotator_keys_watched", "Keys the drift watch compares with Vonage.", registry=r
+        )
+        self.last_watch = Gauge(
+            "rotator_last_watch_timestamp_seconds",
+            "When the drift watch last compared the key with Vonage (Unix time).",
+            ["api_key"],
+            registry=r,
+        )
+        self.drift_found = Counter(
+            "rotator_drift_found",
+            "Drift the watch found: an unknown secret or a vanished current one, by kind.",
+            ["api_key", "kind"],
+            registry=r,
+        )
+        self.paused = Gauge(
+            "rotator_key_paused", "1 while a pause holds the key, else 0.", ["api_key"], registry=r
+        )
+        self.stuck = Gauge(
+            "rotator_key_stuck",
+            "1 when the key failed rotation.max_attempts times in a row (needs rotator resume).",
+            ["api_key"],
+            registry=r,
+        )
+        self.quarantined = Gauge(
+            "rotator_quarantined_keys",
+            "Keys skipped because they cannot be handled (invalid key, internal error).",
+            registry=r,
+        )
         self.up = Gauge("rotator_up", "1 while the daemon runs.", registry=r)
         self.build_info = Gauge(
             "rotator_build_info", "rotator's version, as a label.", ["version"], registry=r
@@ -125,6 +154,9 @@ class Metrics:
                 self.last_success,
                 self.last_run_failed,
                 self.grace_until,
+                self.last_watch,
+                self.paused,
+                self.stuck,
             ):
                 with contextlib.suppress(KeyError):
                     gauge.remove(api_key)

@@ -131,3 +131,18 @@ class OutboxRow(Base):
         UniqueConstraint("endpoint", "message_id", name="uq_event_outbox_endpoint_message"),
         Index("ix_event_outbox_endpoint_status", "endpoint", "status", "id"),
     )
+
+
+class KeyHoldRow(Base):
+    """An operator's hold on a key (``rotator pause``; ``*`` for every key), and when its
+    failure count was last cleared (``rotator resume``, which ends a ``stuck`` key)."""
+
+    __tablename__ = "key_holds"
+
+    api_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused: Mapped[int] = mapped_column(Integer)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -4,6 +4,11 @@ One alert per (kind, key) within ``notify.dedup_window``, so a failing key does 
 few minutes. Every alert sent is an audit event (step ``alert``), and the window is checked
 against the newest one, so deduplication survives restarts and is shared by replicas. A channel
 that is down is logged, never raised: an alert must not break the rotation that raised it.
+
+Everything in an alert may come from outside (a key name from Vonage, an error text, a reason
+typed by an operator): secret values are scrubbed, the Slack ``text`` is escaped so it cannot
+mention ``@channel``, link or format, SMS text has no control characters, and the webhook URL
+(whose userinfo, path and query are secrets) is shown as scheme and host only.
 """
 
 from __future__ import annotations
@@ -22,25 +27,24 @@ from rotator.audit import ALERT_STEP, AuditLog
 from rotator.clock import iso, utcnow
 from rotator.config import Config
 from rotator.errors import RotatorError
-from rotator.secret import MASK, known_values
+from rotator.escape import slack, terminal
+from rotator.redact import safe_url, scrub
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
 log = structlog.get_logger("rotator.notify")
 
-AlertKind = Literal["failed", "rolled_back", "emergency"]
-KINDS: Final = ("failed", "rolled_back", "emergency")
+AlertKind = Literal["failed", "rolled_back", "emergency", "drift", "stuck", "quarantined"]
+KINDS: Final = ("failed", "rolled_back", "emergency", "drift", "stuck", "quarantined")
 UNDELIVERED: Final = "undelivered"  # audit outcome of an alert no channel accepted
 SMS_MAX = 300  # characters: two concatenated SMS parts at most
 WEBHOOK_TIMEOUT = 5.0
 
 
-def scrub(text: str) -> str:
-    """Mask any secret value this process knows, should one ever reach a message."""
-    for value in known_values():
-        if value in text:
-            text = text.replace(value, MASK)
-    return text
+def webhook_origin(url: str) -> str:
+    """Scheme, host and port of a webhook URL: what a message may say about where it posted."""
+    parts = urlsplit(safe_url(url))
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "the webhook"
 
 
 class Notifier:
@@ -83,6 +87,7 @@ class Notifier:
         if not self.enabled:
             return False
         message = scrub(message)
+        api_key = scrub(api_key)
         with self._lock:
             try:
                 last = self._audit.last_alert(kind, api_key)
@@ -110,7 +115,7 @@ class Notifier:
                 self._webhook(self._config.notify.webhook_url, text, kind, api_key, message, run_id)
                 delivered.append("webhook")
             except RotatorError as exc:
-                errors["webhook"] = str(exc)
+                errors["webhook"] = scrub(str(exc))
                 log.error("alert_webhook_failed", kind=kind, api_key=api_key, error=str(exc))
         recipients = self._config.notify.sms.to
         if recipients:
@@ -131,7 +136,7 @@ class Notifier:
         run_id: str | None,
     ) -> None:
         body: dict[str, Any] = {
-            "text": text,
+            "text": slack(text),
             "kind": kind,
             "api_key": api_key,
             "message": message,
@@ -139,10 +144,10 @@ class Notifier:
             "host": socket.gethostname(),
             "at": iso(self._clock()),
         }
-        where = urlsplit(url).netloc or "the webhook"  # a webhook URL's path is often a secret
+        where = webhook_origin(url)  # userinfo, path and query of a webhook URL are secrets
         try:
             response = self._http.post(url, json=body)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise RotatorError(f"webhook at {where} unreachable ({type(exc).__name__})") from None
         if not response.is_success:
             raise RotatorError(f"webhook at {where} answered HTTP {response.status_code}")
@@ -153,18 +158,21 @@ class Notifier:
         try:
             creds = self._vault.credentials(self._config.vonage.primary_api_key)
         except RotatorError as exc:
-            errors["sms"] = str(exc)
+            errors["sms"] = scrub(str(exc))
             log.error("alert_sms_failed", kind=kind, api_key=api_key, error=str(exc))
             return 0
         sent = 0
         for to in recipients:
             try:
                 self._vonage.send_sms(
-                    creds, sender=self._config.notify.sms.from_, to=to, text=text[:SMS_MAX]
+                    creds,
+                    sender=self._config.notify.sms.from_,
+                    to=to,
+                    text=terminal(text)[:SMS_MAX],
                 )
                 sent += 1
             except RotatorError as exc:
-                errors[f"sms:{to}"] = str(exc)
+                errors[f"sms:{to}"] = scrub(str(exc))
                 log.error("alert_sms_failed", kind=kind, api_key=api_key, to=to, error=str(exc))
         return sent
 
@@ -195,4 +203,4 @@ class Notifier:
             log.error("alert_record_failed", kind=kind, api_key=api_key, error=str(exc))
 
 
-__all__ = ["KINDS", "AlertKind", "Notifier", "scrub"]
+__all__ = ["KINDS", "AlertKind", "Notifier", "scrub", "webhook_origin"]

@@ -14,9 +14,6 @@ import resource
 import sys
 from typing import Final
 
-import structlog
-
-log = structlog.get_logger("rotator.process")
 PR_SET_DUMPABLE: Final = 4
 
 
@@ -30,7 +27,7 @@ def harden_process() -> list[str]:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         done.append("core dumps off")
     except (OSError, ValueError) as exc:
-        log.warning("core_limit_failed", error=str(exc))
+        _warn("core_limit_failed", exc)
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -38,8 +35,14 @@ def harden_process() -> list[str]:
                 raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
             done.append("not dumpable")
         except OSError as exc:
-            log.warning("dumpable_failed", error=str(exc))
+            _warn("dumpable_failed", exc)
     return done
+
+
+def _warn(event: str, exc: Exception) -> None:
+    import structlog  # only on failure: the CLI calls harden_process before anything heavy loads
+
+    structlog.get_logger("rotator.process").warning(event, error=str(exc))
 
 
 __all__ = ["harden_process"]

@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 
 from apscheduler.triggers.cron import CronTrigger
 
-from rotator.config import Config, Schedule
+from rotator.config import WEEKDAYS, Config, Schedule, Window
 from rotator.cron import cron_trigger
 
 _CRON_LOOKAHEAD = 12  # fire times examined to find a cron schedule's longest gap
@@ -90,7 +90,50 @@ def next_due(
         due = _next_fire(cron_trigger(schedule.cron), last_success - offset) + offset
     if last_failure is not None:
         due = max(due, last_failure + retry_delay)
-    return due
+    return next_window_start(schedule.window, due)
+
+
+def _minutes(hhmm: str) -> timedelta:
+    hours, _, minutes = hhmm.partition(":")
+    return timedelta(hours=int(hours), minutes=int(minutes))
+
+
+def next_window_start(window: Window | None, at: datetime) -> datetime:
+    """``at`` itself when a scheduled rotation may start then, else the window's next opening.
+
+    A window opens on each of its days at ``start`` (UTC) and closes at ``end`` the same day, or
+    the next day when ``end`` is not after ``start`` (a night window)."""
+    if window is None:
+        return at
+    at = at.astimezone(UTC)
+    start, end = _minutes(window.start), _minutes(window.end)
+    length = end - start if end > start else end + timedelta(days=1) - start
+    midnight = datetime(at.year, at.month, at.day, tzinfo=UTC)
+    for offset in range(-1, 8):  # yesterday's night window may still be open
+        day = midnight + timedelta(days=offset)
+        if WEEKDAYS[day.weekday()] not in window.days:
+            continue
+        opens = day + start
+        if opens <= at < opens + length:
+            return at
+        if opens > at:
+            return opens
+    raise ValueError("the window never opens")  # pragma: no cover - days is never empty
+
+
+def consecutive_failures(statuses: Iterable[str]) -> int:
+    """How many of a key's runs, newest first, failed or rolled back in a row."""
+    count = 0
+    for status in statuses:
+        if status not in ("failed", "rolled_back"):
+            break
+        count += 1
+    return count
+
+
+def is_stuck(statuses: Iterable[str], max_attempts: int) -> bool:
+    """``rotation.max_attempts`` consecutive failures: no automatic attempt until resumed."""
+    return consecutive_failures(statuses) >= max_attempts
 
 
 def period(schedule: Schedule, *, now: datetime) -> timedelta:
@@ -143,12 +186,15 @@ def run_order(keys: Iterable[str], *, primary: str, dues: Mapping[str, datetime]
 
 
 __all__ = [
+    "consecutive_failures",
     "cron_trigger",
     "grace_for",
+    "is_stuck",
     "jitter_offset",
     "max_secret_age",
     "may_start",
     "next_due",
+    "next_window_start",
     "period",
     "run_order",
     "schedule_for",

@@ -7,6 +7,7 @@ from typing import Any
 import hvac
 import pytest
 
+from rotator import db
 from rotator.devtools.devserver import free_port
 from tests.conftest import World
 
@@ -47,7 +48,8 @@ def test_an_unmigrated_database_says_to_upgrade(world: World, run_cli: Any) -> N
     result = run_cli("check")
     assert result.returncode == 1
     assert failures(result) == [
-        "FAIL database: database schema is at revision none, rotator needs 0003 "
+        "FAIL database: database schema is at revision none, "
+        f"rotator needs {db.SCHEMA_HEAD} "
         "(run `rotator db upgrade`)"
     ]
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rotator.commands.context import default_actor, get_config
+from rotator.commands.context import api_key_argument, default_actor, get_config
 from rotator.errors import ConfigError
 from rotator.secret import Secret
 
@@ -26,6 +26,7 @@ def adopt(
     actor: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
 ) -> None:
     """Tell rotator which Vonage secret is current, for a key it cannot tell (audited)."""
+    api_key = api_key_argument(api_key)
     from rotator.adoption import adopt as do_adopt
     from rotator.services import build
 
@@ -52,4 +53,6 @@ def adopt(
         if adopted.stored == "record"
         else "Vault has no value for it; the next rotation replaces it and revokes the other"
     )
-    typer.echo(f"adopted {secret_id} as the current secret of {api_key}: {how}")
+    from rotator.escape import terminal
+
+    typer.echo(terminal(f"adopted {secret_id} as the current secret of {api_key}: {how}"))

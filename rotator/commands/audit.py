@@ -105,15 +105,29 @@ def audit(
     _print_runs(runs, Format.json if as_json else output)
 
 
+def csv_row(run: Run) -> dict[str, object]:
+    """A run as CSV cells: secret values scrubbed, formulas neutralised, controls shown."""
+    from rotator.escape import csv_cell
+    from rotator.redact import scrub
+
+    return {
+        name: csv_cell(scrub(value) if isinstance(value, str) else value)
+        for name, value in run.to_json().items()
+    }
+
+
 def _print_runs(runs: list[Run], output: Format) -> None:
+    from rotator.escape import markup as m
+    from rotator.redact import scrub
+
     if output is Format.json:
         for r in runs:
-            typer.echo(json.dumps(r.to_json()))
+            typer.echo(scrub(json.dumps(r.to_json())))
     elif output is Format.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for r in runs:
-            writer.writerow(r.to_json())
+            writer.writerow(csv_row(r))
     else:
         from rich.table import Table
 
@@ -125,14 +139,14 @@ def _print_runs(runs: list[Run], output: Format) -> None:
         for r in runs:
             bad = r.status in {RunStatus.FAILED, RunStatus.ROLLED_BACK}
             table.add_row(
-                r.id[:8],
-                r.api_key,
-                r.trigger,
+                m(r.id[:8]),
+                m(r.api_key),
+                m(r.trigger),
                 f"[red]{r.status}[/red]" if bad else str(r.status),
-                r.actor,
+                m(r.actor),
                 f"{r.started_at:%Y-%m-%d %H:%M:%S}Z",
-                f"{r.old_secret_id or '-'} → {r.new_secret_id or '-'}",
-                (r.error or "")[:80],
+                m(f"{r.old_secret_id or '-'} → {r.new_secret_id or '-'}"),
+                m(scrub(r.error or "")[:80]),
             )
         console().print(table)
 
@@ -148,13 +162,20 @@ def show(
     if run is None:
         raise ConfigError(f"no run (or more than one) matches {run_id!r}")
     events = log.events(run_id=run.id)
+    from rotator.escape import markup as m
+    from rotator.escape import terminal
+    from rotator.redact import scrub
+
     if as_json:
-        typer.echo(json.dumps({**run.to_json(), "events": [e.to_json() for e in events]}, indent=2))
+        events_json = [e.to_json() for e in events]
+        typer.echo(scrub(json.dumps({**run.to_json(), "events": events_json}, indent=2)))
         return
     out = console()
-    out.print(f"[bold]run {run.id}[/bold]  {run.api_key}  {run.trigger}  status {run.status}")
-    out.print(f"actor {run.actor}; reason {run.reason or '-'}")
-    out.print(f"secret {run.old_secret_id or '-'} → {run.new_secret_id or '-'}")
+    out.print(
+        f"[bold]run {m(run.id)}[/bold]  {m(run.api_key)}  {m(run.trigger)}  status {run.status}"
+    )
+    out.print(f"actor {m(run.actor)}; reason {m(run.reason or '-')}")
+    out.print(m(f"secret {run.old_secret_id or '-'} → {run.new_secret_id or '-'}"))
     for event in events:
         took = (event.finished_at - event.started_at).total_seconds()
         line = (
@@ -167,11 +188,11 @@ def show(
             line += f"  vonage request {event.request_id}"
         if event.vault_version is not None:
             line += f"  vault v{event.vault_version}"
-        out.print(line, markup=False)
+        out.print(terminal(line), markup=False)
         if event.error:
-            out.print(f"          error: {event.error}", markup=False)
+            out.print(terminal(f"          error: {scrub(event.error)}"), markup=False)
     if run.error:
-        out.print(f"[red]error: {run.error}[/red]")
+        out.print(f"[red]error: {m(scrub(run.error))}[/red]")
 
 
 @audit_app.command("verify")
@@ -181,8 +202,12 @@ def verify() -> None:
     if report.ok:
         typer.echo(f"audit chain verified: {report.checked} events, head {report.head}")
         return
+    from rotator.escape import terminal
+
     typer.echo(
-        f"AUDIT CHAIN BROKEN at event {report.first_bad_seq}: {report.problem} "
-        f"({report.checked} events verified before it)"
+        terminal(
+            f"AUDIT CHAIN BROKEN at event {report.first_bad_seq}: {report.problem} "
+            f"({report.checked} events verified before it)"
+        )
     )
     raise typer.Exit(1)

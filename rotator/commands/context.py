@@ -52,11 +52,18 @@ def get_config(*, log_stream: Any = None) -> Config:
     return options.config
 
 
+def api_key_argument(text: str) -> str:
+    """An ``API_KEY`` argument, validated before anything uses it (a bad one exits 2)."""
+    from rotator.identifiers import parse_api_key
+
+    return parse_api_key(text, source="argument API_KEY")
+
+
 def console() -> Any:
     """A rich console on stdout, wide enough that tables are not cut when piped."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False, emoji=False)
 
 
 def default_actor() -> str:
@@ -70,10 +77,17 @@ def default_actor() -> str:
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+    """JSON (control characters are escaped by json), secret values scrubbed."""
+    from rotator.redact import scrub
+
+    typer.echo(scrub(json.dumps(data, indent=2, default=str)))
 
 
 def run_line(run: Run) -> str:
+    """One run on one line, every outside value with its control characters shown, not acted on."""
+    from rotator.escape import terminal
+    from rotator.redact import scrub
+
     ids = f"{run.old_secret_id or '-'} -> {run.new_secret_id or '-'}"
     line = f"{run.id[:8]}  {run.api_key}  {run.status}  {ids}"
-    return f"{line}  {run.error}" if run.error else line
+    return terminal(scrub(f"{line}  {run.error}" if run.error else line))

@@ -17,16 +17,19 @@ if TYPE_CHECKING:
 def _table(rows: list[Delivery]) -> Any:
     from rich.table import Table
 
+    from rotator.escape import markup as m
+    from rotator.redact import scrub
+
     table = Table("id", "endpoint", "type", "api key", "attempts", "next attempt", "last error")
     for d in rows:
         table.add_row(
             str(d.id),
-            d.endpoint,
-            d.event_type,
-            d.api_key or "-",
+            m(d.endpoint),
+            m(d.event_type),
+            m(d.api_key or "-"),
             str(d.attempts),
             d.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S"),
-            d.last_error or "",
+            m(scrub(d.last_error or "")),
         )
     return table
 

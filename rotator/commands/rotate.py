@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rotator.clock import iso
-from rotator.commands.context import default_actor, get_config, print_json, run_line
+from rotator.commands.context import (
+    api_key_argument,
+    default_actor,
+    get_config,
+    print_json,
+    run_line,
+)
 from rotator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -46,12 +52,23 @@ def rotate(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    break_lease: Annotated[
+        bool,
+        typer.Option(
+            "--break-lease",
+            help="With --emergency and one API_KEY: break the key's lease first (audited).",
+        ),
+    ] = False,
 ) -> None:
     """Rotate now. Exit 0 only when every new secret is current and verified."""
     if (api_key is None) == (not all_keys):
         raise ConfigError("give one API_KEY or --all")
+    if api_key is not None:
+        api_key = api_key_argument(api_key)
     if emergency and not reason:
         raise ConfigError("--emergency needs --reason (it goes in the audit log and the alert)")
+    if break_lease and (not emergency or api_key is None):
+        raise ConfigError("--break-lease needs --emergency and one API_KEY")
     if dry_run:
         from rotator.commands.inspect import show_plans
 
@@ -62,7 +79,13 @@ def rotate(
 
     services = build(get_config(), boundary=pausepoints.from_environment())
     try:
-        keys = _keys(services, api_key)
+        # before any run is recorded: a sealed Vault is exit 3, a missing token exit 2, no run
+        services.vault.health()
+        if break_lease and api_key is not None and reason is not None:
+            from rotator.commands.lease import break_lease as do_break
+
+            do_break(services, api_key, actor=actor or default_actor(), reason=reason)
+        keys, skipped = _keys(services, api_key)
         if wait is None and emergency:
             wait = EMERGENCY_WAIT
         outcomes = [
@@ -72,16 +95,20 @@ def rotate(
         services.close()
     if as_json:
         print_json([_outcome_json(o) for o in outcomes] if all_keys else _outcome_json(outcomes[0]))
-    if not all(o.ok for o in outcomes):
+    if skipped or not all(o.ok for o in outcomes):
         raise typer.Exit(1)
 
 
-def _keys(services: Services, api_key: str | None) -> list[str]:
+def _keys(services: Services, api_key: str | None) -> tuple[list[str], bool]:
+    """The keys to rotate, and whether any listed key was quarantined (exit 1 then)."""
     if api_key is not None:
-        return [api_key]
-    from rotator.inspection import account_keys
+        return [api_key], False
+    from rotator.inspection import account_listing
 
-    return account_keys(services)
+    keys, refused = account_listing(services)
+    for label in refused:  # the others still rotate; the exit status says something was off
+        typer.echo(f"skipped   {label}: quarantined (Vonage listed an invalid API key)", err=True)
+    return keys, bool(refused)
 
 
 def _rotate_one(
@@ -94,9 +121,13 @@ def _rotate_one(
     quiet: bool,
 ) -> Outcome:
     def waiting(holder: LeaseInfo) -> None:
+        from rotator.escape import terminal
+
         typer.echo(
-            f"{api_key} is being rotated by {holder.owner}; waiting up to {wait:g}s "
-            "for it to reach a safe point",
+            terminal(
+                f"{api_key} is being rotated by {holder.owner}; waiting up to {wait:g}s "
+                "for it to reach a safe point"
+            ),
             err=True,
         )
 
@@ -109,6 +140,7 @@ def _rotate_one(
 
     from rotator.audit import Trigger
 
+    reason = _mind_pause(services, api_key, reason, emergency)
     outcome = services.rotator.rotate(
         api_key,
         trigger=Trigger.MANUAL,
@@ -126,6 +158,23 @@ def _rotate_one(
             typer.echo(f"resumed   {run_line(old)}")
         typer.echo(f"{'rotated' if outcome.ok else 'FAILED':9} {run_line(outcome.run)}")
     return outcome
+
+
+def _mind_pause(
+    services: Services, api_key: str, reason: str | None, emergency: bool
+) -> str | None:
+    """A paused key rotates only in an emergency, which says so (stderr and the audit log)."""
+    from rotator.clock import utcnow
+    from rotator.errors import KeyHeldError
+    from rotator.holds import Holds
+
+    pause = Holds(services.engine, services.audit).pause_for(api_key, utcnow())
+    if pause is None:
+        return reason
+    if not emergency:
+        raise KeyHeldError(f"{api_key} is held: {pause.describe()}")
+    typer.echo(f"note: {api_key} is paused ({pause.describe()}); emergency runs anyway", err=True)
+    return f"{reason} (the key was paused: {pause.describe()})"
 
 
 def _alert(services: Services, outcome: Outcome) -> None:

@@ -20,19 +20,23 @@ from rotator import __version__, db
 from rotator.clock import utcnow
 from rotator.config import Config
 from rotator.daemon.delivery import EventDelivery
+from rotator.daemon.history import recent_runs, run_steps
 from rotator.daemon.jobs import Jobs
 from rotator.daemon.registry import KeyRegistry
+from rotator.daemon.watch import Watch
 from rotator.daemon.work import Context, Work
 from rotator.discovery import Discovery
-from rotator.errors import RotatorError
+from rotator.drift import watch_tick
+from rotator.errors import ConfigError, RotatorError
+from rotator.holds import Holds
 from rotator.httpserver import HttpServer, Readiness
 from rotator.lease import LeaseInfo
 from rotator.metrics import Metrics
 from rotator.notify import Notifier
 from rotator.ratelimit import RateLimiter
-from rotator.scheduling import run_order
+from rotator.scheduling import period, run_order, schedule_for
 from rotator.services import Services, build
-from rotator.snapshot import Phase, StatusSnapshot
+from rotator.snapshot import Phase, StatusSnapshot, StepMark
 
 log = structlog.get_logger("rotator.daemon")
 
@@ -56,10 +60,12 @@ class Daemon:
         self._jobs = Jobs(self._stop)
         self._services: Services | None = None
         self._work: Work | None = None
+        self._watch: Watch | None = None
         self._http: HttpServer | None = None
         self._events = EventDelivery(config.events)
         self._notifier: Notifier | None = None
         self.metrics = Metrics(__version__, clock=clock)
+        self._periods: dict[str, timedelta] = {}  # each key's schedule period (config is fixed)
 
     # -- public surface ---------------------------------------------------------------------
 
@@ -97,8 +103,8 @@ class Daemon:
             work.revoke_due()
             work.discover(initial=True)
             now = self._clock()
-            for key in self._keys.names():  # no /metrics to serve: skip the Vault read of age
-                work.refresh(key, spread_new=False, age_from_vault=False)
+            # no /metrics to serve: skip the Vault read of age
+            work.refresh_many(self._keys.names(), spread_new=False, age_from_vault=False)
             dues = self._keys.dues()
             due = run_order(
                 [k for k, d in dues.items() if d <= now], primary=self.primary, dues=dues
@@ -115,12 +121,18 @@ class Daemon:
         return 0 if all(results) else 1
 
     def start(self) -> None:
+        if self.config.http.control.enabled:  # issue 14's control API: not built yet
+            raise ConfigError(
+                "http.control.enabled: the control API is not available in this version",
+                hint="set http.control.enabled: false",
+            )
         work = self._open()
         services = self._svc()
         self._http = HttpServer(
             self.config.http.listen,
             metrics=self.metrics,
             status=self.status,
+            steps=self.last_steps,
             readiness=Readiness(
                 engine=services.engine,
                 vault=services.vault,
@@ -138,11 +150,15 @@ class Daemon:
         self._jobs.start(max_parallel=rotation.max_parallel)
         work.revoke_due()  # those due now; the others get a job at their revoke_after
         work.discover(initial=True)  # schedules every key found
+        self._seed_history(services)
         interval = self.config.accounts.discovery_interval
         self._jobs.every(":discovery", "discover subaccounts", interval, work.discover)
         self._jobs.every(
             ":housekeeping", "deferred revocations and metrics", HOUSEKEEPING, work.housekeeping
         )
+        if self.config.watch.enabled and self._watch is not None:
+            tick = watch_tick(self.config.watch.interval)
+            self._jobs.every(":watch", "drift watch", tick, self._watch.tick)
         self._phase = Phase.RUNNING
         log.info(
             "daemon_started",
@@ -188,8 +204,36 @@ class Daemon:
             phase=self._phase,
             owner=services.leases.owner if services else None,
             generated_at=now,
-            keys=self._keys.statuses(now, leases),
+            keys=self._keys.statuses(now, leases, self._period),
+            quarantined=self._keys.quarantined(),
+            hours=self._keys.hours(now),
         )
+
+    def last_steps(self, key: str, run_id: str) -> tuple[StepMark, ...]:
+        """The steps of a key's last run for its page: read once per run, then from memory."""
+        cached = self._keys.steps(key, run_id)
+        if cached is not None:
+            return cached
+        services = self._services
+        if services is None:
+            return ()
+        steps = run_steps(services.engine, run_id)
+        self._keys.keep_steps(key, run_id, steps)
+        return steps
+
+    def _period(self, key: str) -> timedelta:
+        found = self._periods.get(key)
+        if found is None:
+            found = period(schedule_for(self.config, key), now=self._clock())
+            self._periods[key] = found
+        return found
+
+    def _seed_history(self, services: Services) -> None:
+        """The status page's run history, for every key at once (one grouped query)."""
+        try:
+            self._keys.seed_history(recent_runs(services.engine))
+        except RotatorError as exc:
+            log.warning("history_unreadable", error=str(exc))
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -207,19 +251,20 @@ class Daemon:
         self._events.open(services.engine, self.metrics.registry)
         audit, vault, vonage = services.audit, services.vault, services.vonage
         self._notifier = Notifier(self.config, audit=audit, vault=vault, vonage=vonage)
-        self._work = Work(
-            Context(
-                config=self.config,
-                clock=self._clock,
-                stop=self._stop,
-                keys=self._keys,
-                jobs=self._jobs,
-                metrics=self.metrics,
-                services=services,
-                notifier=self._notifier,
-                discovery=Discovery(self.config, audit=audit, vault=vault, vonage=vonage),
-            )
+        context = Context(
+            config=self.config,
+            clock=self._clock,
+            stop=self._stop,
+            keys=self._keys,
+            jobs=self._jobs,
+            metrics=self.metrics,
+            services=services,
+            notifier=self._notifier,
+            discovery=Discovery(self.config, audit=audit, vault=vault, vonage=vonage),
+            holds=Holds(services.engine, audit),
         )
+        self._work = Work(context)
+        self._watch = Watch(context, self._work)
         return self._work
 
     def _svc(self) -> Services:

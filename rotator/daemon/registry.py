@@ -7,17 +7,21 @@ jobs, housekeeping and the status page can read it from any thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rotator.audit import Run
+from rotator.daemon.history import new_ring, remember
 from rotator.discovery import Account
+from rotator.hourly import HourlyRuns
 from rotator.lease import LeaseInfo
-from rotator.snapshot import KeyStatus, LeaseSummary
+from rotator.snapshot import HourCount, KeyStatus, LeaseSummary, RunMark, StepMark
 
 AllowedCheck = Callable[[dict[str, datetime], set[str]], bool]  # (dues, running) -> may start
+IntervalOf = Callable[[str], timedelta | None]  # a key's schedule period, for the status page
 
 
 @dataclass
@@ -32,6 +36,10 @@ class KeyState:
     secret_since: datetime | None = None  # last success, else Vault's rotated_at
     grace_until: datetime | None = None  # the previous secret's grace period ends then
     error: str | None = None  # the last check's own error (database down...), if any
+    recent: deque[RunMark] = field(default_factory=new_ring)  # the status page's history
+    steps: tuple[str, tuple[StepMark, ...]] | None = None  # (run id, its steps), read once
+    paused: str | None = None  # the pause holding it, as last seen at its check
+    stuck: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +59,8 @@ class KeyRegistry:
         self._keys: dict[str, KeyState] = {}
         self._running: set[str] = set()
         self._key_locks: dict[str, threading.Lock] = {}
+        self._quarantine: dict[str, str] = {}  # sanitised key -> why it is skipped
+        self._hours = HourlyRuns()  # the fleet's runs per hour, fed with the rings
 
     # -- the managed set --------------------------------------------------------------------
 
@@ -99,7 +109,12 @@ class KeyRegistry:
             return self._dues_locked()
 
     def _dues_locked(self) -> dict[str, datetime]:
-        return {k: s.due for k, s in self._keys.items() if s.due is not None}
+        """Due keys that may run: a held one (paused, stuck) must not keep the primary waiting."""
+        return {
+            k: s.due
+            for k, s in self._keys.items()
+            if s.due is not None and not s.paused and not s.stuck
+        }
 
     def apply(self, key: str, facts: Facts) -> None:
         """Record a refresh (and clear the key's error: the refresh just worked)."""
@@ -108,6 +123,8 @@ class KeyRegistry:
             if state is None:
                 return
             state.due, state.last_success = facts.due, facts.last_success
+            if facts.last_run is not None:  # every finished run passes here: the ring's feed
+                self._hours.count(*remember(state.recent, facts.last_run))
             state.last_run, state.secret_since, state.error = (
                 facts.last_run,
                 facts.secret_since,
@@ -133,9 +150,58 @@ class KeyRegistry:
             if state is not None:
                 state.error = error
 
+    def set_hold(self, key: str, *, paused: str | None, stuck: bool | None = None) -> None:
+        """Record what holds the key (``stuck=None``: leave that as it is)."""
+        with self._lock:
+            state = self._keys.get(key)
+            if state is not None:
+                state.paused = paused
+                if stuck is not None:
+                    state.stuck = stuck
+
     def with_errors(self) -> set[str]:
         with self._lock:
             return {k for k, s in self._keys.items() if s.error is not None}
+
+    # -- quarantine -------------------------------------------------------------------------
+
+    def quarantine(self, key: str, why: str) -> bool:
+        """Skip ``key`` from now on (until restart); True the first time (alert once)."""
+        with self._lock:
+            new = key not in self._quarantine
+            self._quarantine.setdefault(key, why)
+            return new
+
+    def is_quarantined(self, key: str) -> bool:
+        with self._lock:
+            return key in self._quarantine
+
+    def quarantined(self) -> tuple[tuple[str, str], ...]:
+        with self._lock:
+            return tuple(sorted(self._quarantine.items()))
+
+    def seed_history(self, runs: Mapping[str, list[Run]]) -> None:
+        """Fill the rings at start-up from one grouped query (``history.recent_runs``)."""
+        with self._lock:
+            for key, key_runs in runs.items():
+                state = self._keys.get(key)
+                if state is not None:
+                    for run in key_runs:
+                        self._hours.count(*remember(state.recent, run))
+
+    def steps(self, key: str, run_id: str) -> tuple[StepMark, ...] | None:
+        """The cached steps of ``run_id`` (None: not read yet, or a newer run replaced it)."""
+        with self._lock:
+            state = self._keys.get(key)
+            if state is None or state.steps is None or state.steps[0] != run_id:
+                return None
+            return state.steps[1]
+
+    def keep_steps(self, key: str, run_id: str, steps: tuple[StepMark, ...]) -> None:
+        with self._lock:
+            state = self._keys.get(key)
+            if state is not None:
+                state.steps = (run_id, steps)
 
     # -- rotations in flight ----------------------------------------------------------------
 
@@ -178,18 +244,32 @@ class KeyRegistry:
 
     # -- the status page --------------------------------------------------------------------
 
-    def statuses(self, now: datetime, leases: dict[str, LeaseInfo]) -> tuple[KeyStatus, ...]:
+    def statuses(
+        self,
+        now: datetime,
+        leases: dict[str, LeaseInfo],
+        interval_of: IntervalOf = lambda _key: None,
+    ) -> tuple[KeyStatus, ...]:
         """Every managed key as the status page shows it, the primary first."""
         with self._lock:
             states = sorted(
                 self._keys.values(), key=lambda s: (not s.account.primary, s.account.api_key)
             )
             running = set(self._running)
-            return tuple(_status(s, now, leases, running) for s in states)
+            return tuple(_status(s, now, leases, running, interval_of) for s in states)
+
+    def hours(self, now: datetime) -> tuple[HourCount, ...]:
+        """Runs per hour over the last 7 days, for the status page's picture."""
+        with self._lock:
+            return self._hours.window(now)
 
 
 def _status(
-    state: KeyState, now: datetime, leases: dict[str, LeaseInfo], running: set[str]
+    state: KeyState,
+    now: datetime,
+    leases: dict[str, LeaseInfo],
+    running: set[str],
+    interval_of: IntervalOf,
 ) -> KeyStatus:
     key = state.account.api_key
     lease = leases.get(key)
@@ -201,11 +281,17 @@ def _status(
         secret_age=age,
         last_success=state.last_success,
         next_due=state.due,
-        grace_until=state.grace_until if state.grace_until and state.grace_until > now else None,
+        postponed_until=state.grace_until
+        if state.grace_until and state.grace_until > now
+        else None,
         rotating_here=key in running,
         last_run=state.last_run,
         lease=LeaseSummary.of(lease) if lease else None,
         error=state.error,
+        interval=interval_of(key),
+        recent=tuple(state.recent),
+        paused=state.paused,
+        stuck=state.stuck,
     )
 
 

@@ -66,6 +66,8 @@ def consumer_events(
         return [(EventType.SECRET_REVOKED, _revoked(event, run, i, False)) for i in revoked]
     if step == "revoke" and outcome == "superseded" and event.secret_id:
         return [(EventType.SECRET_REVOKED, _revoked(event, run, event.secret_id, True))]
+    if step == "drift" and outcome == "found":
+        return [(EventType.SECRET_DRIFT, _drift(event, run, detail))]
     if step == "run.end" and outcome in ("failed", "rolled_back"):
         kind = EventType.ROTATION_FAILED if outcome == "failed" else EventType.ROTATION_ROLLED_BACK
         return [(kind, _ended(event, run))]
@@ -115,6 +117,16 @@ def _revoked(
         "secret_id": secret_id,
         "superseded": superseded,
         "revoked_at": clock.iso(event.finished_at),
+    }
+
+
+def _drift(event: AuditFacts, run: RunFacts | None, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **_base(event, run),
+        "unknown_secret_ids": [str(i) for i in detail.get("unknown") or []],
+        "vanished_secret_id": detail.get("vanished"),
+        "action": detail.get("action"),
+        "detected_at": clock.iso(event.finished_at),
     }
 
 

@@ -173,7 +173,7 @@ def test_status_is_html_for_a_browser(server: Server) -> None:
         server.get("/status.html"),
     ):
         assert response.headers["content-type"] == "text/html; charset=utf-8"
-        assert "<table>" in response.text
+        assert '<table class="keys">' in response.text
 
 
 def test_status_page_escapes_everything(server: Server) -> None:
@@ -191,12 +191,12 @@ def test_status_page_escapes_everything(server: Server) -> None:
 def test_status_page_shows_failures_in_red() -> None:
     """The failing key's row has the red class and the summary counts it."""
     page = render_html(status_doc())
-    assert '<tr class="fail"><td><code>sub00001</code>' in page
+    assert '<tr class="fail"><td><a href="/status/keys/sub00001"><code>sub00001</code>' in page
     assert "1 of 2 keys failing" in page
 
 
 def test_unknown_path_is_404(server: Server) -> None:
-    """Anything but the five paths is 404."""
+    """Anything but the status paths is 404."""
     assert server.get("/admin").status_code == 404
     assert server.get("/../../etc/passwd").status_code == 404
 

@@ -40,6 +40,7 @@ class Session:
     metrics: list[str] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     pages: list[str] = field(default_factory=list)
+    key_pages: list[str] = field(default_factory=list)
     healthz: int = 0
     readyz: int = 0
     current_secrets: list[str] = field(default_factory=list)
@@ -52,6 +53,7 @@ class Session:
         self.metrics.append(self.daemon.get("/metrics").text)
         self.statuses.append(self.daemon.status())
         self.pages.append(self.daemon.get("/status", Accept="text/html").text)
+        self.key_pages.append(self.daemon.get(f"/status/keys/{KEYS[1]}").text)
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +171,23 @@ def test_status_page_is_html_for_a_browser(session: Session) -> None:
     assert page.startswith("<!doctype html>")
     assert page.count("<tr") == 1 + len(KEYS)
     assert all(key in page for key in KEYS)
+
+
+def test_key_page_shows_the_runs_the_daemon_remembers(session: Session) -> None:
+    """/status/keys/<key> draws one mark per run from memory, and the last run's steps with
+    their Vonage request ids."""
+    page = session.key_pages[-1]
+    marks = page.count('<circle class="run ')
+    assert marks >= 2
+    assert marks <= len(session.runs(KEYS[1]))
+    steps = page.split("<table class=steps>", 1)[1].split("</table>", 1)[0]
+    request_ids = {
+        e.request_id
+        for run in session.runs(KEYS[1])
+        for e in session.audit.events(run_id=run.id)
+        if e.request_id
+    }
+    assert any(rid in steps for rid in request_ids)
 
 
 def test_logs_are_json_lines_without_secrets(session: Session) -> None:
