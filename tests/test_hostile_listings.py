@@ -5,6 +5,7 @@ status, plan and the daemon's discovery; no other key is touched and nothing cra
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ from rotator.inspection import account_listing, admin_credentials, observe
 from rotator.services import Services
 from tests.conftest import PRIMARY, World
 
-SUB = "sub00001"
+FRESH = itertools.count(100)
 only_sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 FRAGMENTS = ["/", "..", "%2e", "%2f", "\x00", "\x1b[31m", "\n", "?", "#", " ", "sub00002",
@@ -44,6 +45,15 @@ def crash_once_after_create() -> Callable[[str], None]:
             raise Crash(point)
 
     return boundary
+
+
+def fresh_subaccount(world: World) -> str:
+    """A subaccount of its own per example: hypothesis reuses the function-scoped world, and a
+    key that an earlier example left in any state would make this one test something else."""
+    n = next(FRESH)
+    key = f"fuzz{n:04d}"
+    world.sim.add_subaccount(key, f"Fuzz{n}Secret{n:04d}x", name="fuzz")
+    return key
 
 
 def snapshot(world: World, *keys: str) -> dict[str, list[tuple[str, str]]]:
@@ -90,17 +100,18 @@ def test_hostile_listings_touch_nothing_else_and_crash_nothing(
 ) -> None:
     """Every other key's secrets are the same before and after; only RotatorErrors surface."""
     world.seed_primary()
+    sub = fresh_subaccount(world)
     services = world.services(boundary=crash_once_after_create())
-    with pytest.raises(Crash):  # leave a run of SUB unfinished, for resume
-        services.rotator.rotate(SUB, actor="tester", reason="fuzz")
-    others = [k for k in world.sim.accounts() if k != SUB]
+    with pytest.raises(Crash):  # leave a run of the key unfinished, for resume
+        services.rotator.rotate(sub, actor="tester", reason="fuzz")
+    others = [k for k in world.sim.accounts() if k != sub]
     before = snapshot(world, *others)
-    spoof(world, f"/accounts/{SUB}/secrets", secrets_body(ids))
+    spoof(world, f"/accounts/{sub}/secrets", secrets_body(ids))
     spoof(world, f"/accounts/{PRIMARY}/subaccounts", subaccounts_body([*keys, "sub00002"]))
     try:
         for action in (
-            lambda: services.rotator.resume_unfinished(SUB),
-            lambda: services.rotator.rotate(SUB, actor="tester", reason="fuzz", emergency=True),
+            lambda: services.rotator.resume_unfinished(sub),
+            lambda: services.rotator.rotate(sub, actor="tester", reason="fuzz", emergency=True),
             lambda: read_everything(services, world),
         ):
             with contextlib.suppress(RotatorError):  # a clear refusal; anything else fails
