@@ -81,8 +81,10 @@ class Rotator:
         emergency: bool = False,
         lock_wait: timedelta | None = None,
         on_wait: Callable[[LeaseInfo], None] | None = None,
+        on_start: Callable[[Run], None] | None = None,
     ) -> Outcome:
-        """Rotate ``api_key`` once (after finishing any run a crash left behind)."""
+        """Rotate ``api_key`` once (after finishing any run a crash left behind);
+        ``on_start`` is told the run as soon as it is recorded (the control API's 202)."""
         wait = self.config.rotation.lock_wait if lock_wait is None else lock_wait
         lease = self.leases.acquire(api_key, wait=wait, on_wait=on_wait)
         structlog.contextvars.bind_contextvars(api_key=api_key)
@@ -97,6 +99,8 @@ class Rotator:
                 emergency=emergency,
             )
             lease = self.leases.renew(lease, run_id=run.id)
+            if on_start is not None:
+                on_start(run)
             return Outcome(self._run(run, lease), resumed)
         finally:
             structlog.contextvars.unbind_contextvars("api_key", "run_id", "step")
