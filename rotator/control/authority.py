@@ -11,13 +11,14 @@ into one request header and nowhere else (no log line, no message, no repr).
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 
 from rotator.config import VaultConfig
-from rotator.errors import VaultError, VaultPermissionError, VaultUnavailableError
+from rotator.errors import ConfigError, VaultError, VaultPermissionError, VaultUnavailableError
 from rotator.secret import Secret
 
 _TEXT_MAX: Final = 100  # characters of a display name or id kept for the audit log
@@ -54,9 +55,15 @@ class VaultAuthority:
     """Asks Vault about a caller's token; one short-lived HTTP client per process."""
 
     def __init__(self, config: VaultConfig, *, transport: httpx.BaseTransport | None = None):
-        verify: bool | str = config.verify_tls
+        verify: bool | ssl.SSLContext = config.verify_tls
         if config.verify_tls and config.ca_cert is not None:
-            verify = str(config.ca_cert)
+            try:
+                verify = ssl.create_default_context(cafile=str(config.ca_cert))
+            except (OSError, ssl.SSLError):
+                raise ConfigError(
+                    f"vault.ca_cert: cannot load {config.ca_cert}",
+                    hint="give the PEM file of the CA that signed Vault's certificate",
+                ) from None
         headers = {"X-Vault-Namespace": config.namespace} if config.namespace else {}
         self._client = httpx.Client(
             base_url=config.url.rstrip("/") + "/v1/",
