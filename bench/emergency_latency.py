@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench._common import Stack, median, now, parser, run, stack, sub_key, table
+from rotator.protocol import verify_schedule
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,14 @@ def main() -> None:
         "failures",
     )
     print(table(headers, rows))
+    print()
+    print("Verification's polling (`protocol.verify_wait`, verify_timeout 60 s): calls it costs")
+    print()
+    cost = []
+    for delay in (0.0, 2.0, 30.0):
+        times = verify_schedule(delay, timeout=60.0)
+        cost.append([f"{delay:g}", len(times), f"{times[-1]:.2f}", f"{times[-1] - delay:.2f}"])
+    print(table(("propagation s", "verify calls", "seen at s", "seen late by s"), cost))
 
 
 if __name__ == "__main__":

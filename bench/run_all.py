@@ -1,8 +1,9 @@
 """Run every benchmark, one after the other, and print their tables after the machine's details
 (Markdown, ready for bench/RESULTS.md). Run it on a quiet machine: the numbers are only as good
-as the load average printed with them.
+as the load average printed with each. The bulk rows use 200 subaccounts (the floors scale
+with them) and the footprint rows skip the settling pass, to keep a shared machine's run short.
 
-    .venv/bin/python -m bench.run_all                  # the issue's sizes: about 10 minutes
+    .venv/bin/python -m bench.run_all                  # SQLite and PostgreSQL: ~8 minutes
     .venv/bin/python -m bench.run_all --quick          # tiny sizes: checks the scripts run
 """
 
@@ -16,9 +17,20 @@ from bench._common import REPO, machine, parser
 
 FULL: dict[str, list[str]] = {
     "startup": [],
-    "bulk_rotation": [],
-    "footprint": [],
-    "emergency_latency": [],
+    "bulk_rotation": ["--keys", "200", "--runs", "1"],
+    "bulk_rotation@postgresql": [
+        "--keys",
+        "200",
+        "--runs",
+        "1",
+        "--database",
+        "postgresql",
+        "--no-baseline",
+    ],
+    "footprint": ["--settle", "0", "--window", "5"],
+    "footprint@postgresql": ["--settle", "0", "--window", "5", "--database", "postgresql"],
+    "emergency_latency": ["--reps", "3"],
+    "emergency_latency@postgresql": ["--reps", "3", "--database", "postgresql"],
     "status_page": [],
 }
 QUICK: dict[str, list[str]] = {
@@ -28,6 +40,11 @@ QUICK: dict[str, list[str]] = {
     "emergency_latency": ["--reps", "1", "--propagation", "0"],
     "status_page": ["--keys", "10", "--reps", "1"],
 }
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def main() -> None:
@@ -41,14 +58,15 @@ def main() -> None:
     print(machine())
     failed = []
     for name in opts.only or list(plan):
-        command = [sys.executable, "-m", f"bench.{name}", *plan[name]]
+        command = [sys.executable, "-m", f"bench.{name.split('@')[0]}", *plan[name]]
         started = time.monotonic()
+        print(f"\nload average before {name}: {_load()}")
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
         print()
         print(done.stdout.rstrip())
         print()
         shown = " ".join([".venv/bin/python", *command[1:]])
-        print(f"`{shown}` ({time.monotonic() - started:.0f} s)")
+        print(f"`{shown}` ({time.monotonic() - started:.0f} s, load after: {_load()})")
         if done.returncode != 0:
             failed.append(name)
             print(f"\n{name} FAILED (exit {done.returncode}):\n```\n{done.stderr[-3000:]}\n```")

@@ -24,6 +24,7 @@ from rotator.commands import (
     events,
     holds,
     inspect,
+    lease,
     rotate,
     schema,
     simulate,
@@ -112,6 +113,7 @@ app.command()(events.events)
 app.command()(holds.pause)
 app.command()(holds.resume)
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(lease.lease_app, name="lease")
 app.add_typer(schema.db_app, name="db")
 app.command("run")(daemon.run_daemon)
 app.command()(demo.demo)

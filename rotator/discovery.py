@@ -4,11 +4,15 @@ Include/exclude globs match a key or its name; suspended subaccounts are dropped
 authenticate, so rotating them could only fail). Changes to the managed set are audit events
 (step ``discovery``, outcome ``added``/``removed``), and the set last recorded there is what
 the next discovery compares against, so a restart does not re-announce every key.
+
+A listed key that fails ``rotator.identifiers`` validation (``/``, ``..``, a control character)
+is quarantined, not managed: it is reported (sanitised) in ``quarantined`` while every other key
+is managed as usual — one hostile entry never stops discovery.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -34,6 +38,7 @@ class Discovered:
     accounts: list[Account]
     added: list[str]
     removed: list[str]
+    quarantined: list[str] = field(default_factory=list)  # refused keys, sanitised
 
     def api_keys(self) -> set[str]:
         return {a.api_key for a in self.accounts}
@@ -54,11 +59,18 @@ class Discovery:
 
     def accounts(self) -> list[Account]:
         """The keys to manage now (raises VaultError/VonageError when they cannot be listed)."""
+        return self._listing()[0]
+
+    def _listing(self) -> tuple[list[Account], list[str]]:
+        """The keys to manage, and the listed keys refused as invalid (quarantined)."""
         accounts = self._config.accounts
         found = [Account(api_key=self.primary, primary=True)]
+        refused: list[str] = []
         if accounts.discover_subaccounts:
             creds = self._vault.credentials(self.primary)
-            for sub in self._vonage.list_subaccounts(creds).subaccounts:
+            listing = self._vonage.list_subaccounts(creds)
+            refused = list(listing.refused)
+            for sub in listing.subaccounts:
                 if sub.suspended or sub.api_key == self.primary:
                     continue
                 found.append(Account(api_key=sub.api_key, name=sub.name))
@@ -67,15 +79,16 @@ class Discovery:
             for override in accounts.overrides:
                 if override.api_key != self.primary:
                     found.append(Account(api_key=override.api_key))
-        return [
+        chosen = [
             a
             for a in found
             if selected(a.api_key, a.name, include=accounts.include, exclude=accounts.exclude)
         ]
+        return chosen, refused
 
     def discover(self) -> Discovered:
         """List the accounts and record what changed since the last recorded discovery."""
-        accounts = self.accounts()
+        accounts, quarantined = self._listing()
         now_keys = {a.api_key for a in accounts}
         known = self.recorded_keys()
         added = sorted(now_keys - known)
@@ -89,7 +102,7 @@ class Discovery:
                 actor="rotator-daemon",
             )
             log.info("discovery_" + outcome, api_key=key)
-        return Discovered(accounts=accounts, added=added, removed=removed)
+        return Discovered(accounts=accounts, added=added, removed=removed, quarantined=quarantined)
 
     def recorded_keys(self) -> set[str]:
         """Keys whose newest discovery event says ``added``."""

@@ -35,6 +35,11 @@ def _shown(value: object) -> str:
     return repr(clean + ("..." if len(text) > _SHOWN else ""))
 
 
+def shown(value: object) -> str:
+    """A refused identifier as it may be shown (status, alerts, logs): sanitised, truncated."""
+    return _shown(value)
+
+
 def is_api_key(value: object) -> bool:
     return isinstance(value, str) and API_KEY_PATTERN.fullmatch(value) is not None
 
@@ -83,4 +88,5 @@ __all__ = [
     "parse_api_key",
     "parse_secret_id",
     "path_segment",
+    "shown",
 ]

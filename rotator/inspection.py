@@ -24,10 +24,26 @@ def admin_credentials(services: Services) -> Credentials:
 
 def account_keys(services: Services, admin: Credentials | None = None) -> list[str]:
     """Every key of the account: active subaccounts first, the primary last."""
+    return account_listing(services, admin)[0]
+
+
+def account_listing(
+    services: Services, admin: Credentials | None = None
+) -> tuple[list[str], list[str]]:
+    """``account_keys``, and the listed keys refused as invalid (sanitised; quarantined)."""
     admin = admin or admin_credentials(services)
-    subaccounts = services.vonage.list_subaccounts(admin).subaccounts
-    keys = sorted(s.api_key for s in subaccounts if not s.suspended)
-    return [*keys, services.config.vonage.primary_api_key]
+    listing = services.vonage.list_subaccounts(admin)
+    keys = sorted(s.api_key for s in listing.subaccounts if not s.suspended)
+    return [*keys, services.config.vonage.primary_api_key], list(listing.refused)
+
+
+def quarantined_view(label: str) -> KeyView:
+    """A listed key refused as invalid: shown, never inspected or rotated."""
+    return KeyView(
+        api_key=label,
+        is_primary=False,
+        error="quarantined: Vonage listed an invalid API key; it is skipped",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

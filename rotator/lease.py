@@ -5,6 +5,13 @@ A lease has an owner, an expiry and a fencing token that grows on every acquisit
 stalled past its expiry finds its token gone at its next ``renew`` and stops before touching
 anything. An owner on this host whose process is dead is taken over at once rather than waiting
 out the expiry.
+
+Every moment a lease records or compares is the *database's* clock (``database_now``), never the
+host's: hosts sharing one database then agree on expiry whatever their own clocks say. A lease
+*acquired* after the database's now cannot come from a holder using that clock (a host whose
+own clock ran ahead wrote it), so it does not block; its holder, if alive, is fenced out at its
+next ``renew``.
+``break_`` ends a lease on an operator's word (``rotator lease break``).
 """
 
 from __future__ import annotations
@@ -15,17 +22,34 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from rotator.clock import utcnow
+from rotator.clock import parse, utcnow
 from rotator.db import translate_errors
 from rotator.errors import LeaseHeldError
 from rotator.models import LeaseRow
+
+
+def database_now(conn: Connection) -> datetime:
+    """The database's clock, aware UTC (PostgreSQL: ``clock_timestamp()``; SQLite: ``'now'``)."""
+    if conn.dialect.name == "sqlite":
+        query = sa.select(sa.func.strftime("%Y-%m-%d %H:%M:%f", "now"))
+    else:
+        # clock_timestamp(), not now(): now() is the transaction's start, earlier than a
+        # renewal this transaction waited for on the row lock.
+        query = sa.select(sa.func.timezone("UTC", sa.func.clock_timestamp()))
+    value = conn.execute(query).scalar_one()
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return parse(str(value))
+
+
+CLOCK_SLACK = timedelta(seconds=5)
 
 
 class LeaseLostError(LeaseHeldError):
@@ -78,6 +102,7 @@ class LeaseInfo:
     token: int
     expires_at: datetime
     run_id: str | None
+    acquired_at: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -126,9 +151,9 @@ class Leases:
         return None, self.holder(api_key)  # the winner holds it
 
     def _try_acquire_row(self, api_key: str) -> tuple[Lease | None, LeaseInfo | None]:
-        now = utcnow()
         with self.engine.begin() as c:
             current = self._select_for_update(c, api_key)
+            now = database_now(c)  # after the row lock: no renewal can be newer than this
             if current is None:
                 lease = Lease(api_key=api_key, owner=self.owner, token=1, expires_at=now + self.ttl)
                 c.execute(
@@ -143,6 +168,7 @@ class Leases:
                 return lease, None
             free = (
                 current.expires_at <= now
+                or _from_the_future(current, now)
                 or current.owner == self.owner
                 or owner_is_dead(current.owner)
             )
@@ -169,11 +195,11 @@ class Leases:
 
     def renew(self, lease: Lease, *, run_id: str | None = None) -> Lease:
         """Extend the lease; raise ``LeaseLostError`` if another owner took it (fencing)."""
-        expires_at = utcnow() + self.ttl
-        values: dict[str, object] = {"expires_at": expires_at}
-        if run_id is not None:
-            values["run_id"] = run_id
         with translate_errors("renew the key's lease", self.engine), self.engine.begin() as c:
+            expires_at = database_now(c) + self.ttl
+            values: dict[str, object] = {"expires_at": expires_at}
+            if run_id is not None:
+                values["run_id"] = run_id
             updated = c.execute(
                 sa.update(LeaseRow)
                 .where(
@@ -189,14 +215,34 @@ class Leases:
             api_key=lease.api_key, owner=lease.owner, token=lease.token, expires_at=expires_at
         )
 
+    def fresh(self, lease: Lease) -> bool:
+        """More than 3/4 of the TTL is left: renewed so recently that it cannot have lapsed or
+        been taken over, so a renewal now would prove nothing new. A holder that stalled finds
+        it stale and renews (fencing); a run renews at most every TTL/4, not at every step."""
+        return lease.expires_at - utcnow() > self.ttl * 0.75
+
     def release(self, lease: Lease) -> None:
         """Expire the lease now (the row stays, so the fencing token keeps growing)."""
         with translate_errors("release the key's lease", self.engine), self.engine.begin() as c:
             c.execute(
                 sa.update(LeaseRow)
                 .where(LeaseRow.api_key == lease.api_key, LeaseRow.token == lease.token)
-                .values(expires_at=utcnow(), run_id=None)
+                .values(expires_at=database_now(c), run_id=None)
             )
+
+    def break_(self, api_key: str) -> LeaseInfo | None:
+        """End whoever holds ``api_key``'s lease now, and fence it out (its token is bumped,
+        so its next ``renew`` fails and it stops). The lease as it was, or None if none."""
+        with translate_errors("break the key's lease", self.engine), self.engine.begin() as c:
+            current = self._select_for_update(c, api_key)
+            if current is None:
+                return None
+            c.execute(
+                sa.update(LeaseRow)
+                .where(LeaseRow.api_key == api_key, LeaseRow.token == current.token)
+                .values(token=current.token + 1, expires_at=database_now(c), run_id=None)
+            )
+        return current
 
     def holder(self, api_key: str) -> LeaseInfo | None:
         with translate_errors("read the key's lease", self.engine), self.engine.connect() as c:
@@ -221,4 +267,11 @@ def _info(row: Any) -> LeaseInfo:
         token=m["token"],
         expires_at=m["expires_at"],
         run_id=m["run_id"],
+        acquired_at=m["acquired_at"],
     )
+
+
+def _from_the_future(info: LeaseInfo, now: datetime) -> bool:
+    """Acquired after the database's now: written by a host whose clock runs ahead (with the
+    database's clock no holder's can be), so no holder's: it does not block."""
+    return info.acquired_at is not None and info.acquired_at > now + CLOCK_SLACK

@@ -94,6 +94,11 @@ class Metrics:
             ["api_key"],
             registry=r,
         )
+        self.quarantined = Gauge(
+            "rotator_quarantined_keys",
+            "Keys skipped because they cannot be handled (invalid key, internal error).",
+            registry=r,
+        )
         self.up = Gauge("rotator_up", "1 while the daemon runs.", registry=r)
         self.build_info = Gauge(
             "rotator_build_info", "rotator's version, as a label.", ["version"], registry=r

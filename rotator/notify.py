@@ -34,8 +34,8 @@ from rotator.vonage import VonageClient
 
 log = structlog.get_logger("rotator.notify")
 
-AlertKind = Literal["failed", "rolled_back", "emergency", "drift", "stuck"]
-KINDS: Final = ("failed", "rolled_back", "emergency", "drift", "stuck")
+AlertKind = Literal["failed", "rolled_back", "emergency", "drift", "stuck", "quarantined"]
+KINDS: Final = ("failed", "rolled_back", "emergency", "drift", "stuck", "quarantined")
 UNDELIVERED: Final = "undelivered"  # audit outcome of an alert no channel accepted
 SMS_MAX = 300  # characters: two concatenated SMS parts at most
 WEBHOOK_TIMEOUT = 5.0

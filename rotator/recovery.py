@@ -65,7 +65,8 @@ def rollback(io: RunIO, rec: RunRecord, *, reason: str) -> RunRecord:
         report.detail = {"reason": reason[:300]}
         io.refresh_admin()
         new_id = rec.new_id
-        if new_id is None and rec.staged:
+        if new_id is None and rec.staged and rec.posted:
+            # Only a POST that may have applied can have made a secret of this run's.
             before = {s.id for s in rec.listed} | {i for i in (rec.old_id,) if i}
             try:
                 new_id = io.find_created(rec, before)
@@ -121,6 +122,7 @@ def resume_run(deps: Deps, run: Run, lease: Lease) -> Run:
                 run.id, RunStatus.ROLLED_BACK, error="interrupted before any change; resumed"
             )
         rec = io.checkpoint(replace(rec, staged=True) if rec.new_id is not None else rec)
+        rec = io.checkpoint(replace(rec, posted=True))  # a crash hides whether a POST applied
         rec = rollback(io, rec, reason="resumed after interruption")
         if rec.only_secret_left:
             return promote_last_secret(io, rec, "resumed after interruption")

@@ -27,7 +27,7 @@ from rotator.lease import Lease, Leases
 from rotator.protocol import Observed, Step, created_candidates
 from rotator.secret import Credentials, Secret
 from rotator.vault import CurrentRecord, RotationState, VaultStore
-from rotator.vonage import SecretInfo, VonageClient
+from rotator.vonage import Reply, SecretInfo, VonageClient
 
 log = structlog.get_logger("rotator.rotation")
 T = TypeVar("T")
@@ -70,6 +70,7 @@ class RunRecord:
     new_secret: Secret | None = None
     new_id: str | None = None
     staged: bool = False  # a pending secret of this run is (or may be) in Vault
+    posted: bool = False  # a POST of this run may have created a secret (rollback looks)
     only_secret_left: bool = False  # rollback found the new secret is the key's last one
     revoke_after: datetime | None = None  # set when revocation was deferred (grace period)
 
@@ -150,6 +151,23 @@ def supersede(deps: Deps, run: Run, why: str) -> Run:
     return deps.audit.finish_run(run.id, RunStatus.SUCCEEDED)
 
 
+def primary_refused(primary: str, exc: VonageAuthError) -> VonageAuthError:
+    """Vault's secret of the primary no longer authenticates: nothing rotator can do alone (it
+    manages every key as the primary), so the hint says exactly what the operator must do."""
+    return VonageAuthError(
+        f"{exc.args[0] if exc.args else exc}; Vault's secret of the primary {primary} "
+        "no longer authenticates",
+        status=exc.status,
+        request_id=exc.request_id,
+        hint=(
+            f"in the Vonage dashboard, revoke any secret of {primary} you do not recognise and "
+            f"create a new one; put its value in an environment variable VAR and run `rotator "
+            f"adopt {primary} --secret-id ID --secret-env VAR`, then `rotator rotate "
+            f"--emergency {primary}`"
+        ),
+    )
+
+
 class RunIO:
     """One run's lease, the primary's credentials, and the audited frame around each step."""
 
@@ -159,6 +177,7 @@ class RunIO:
         self.lease = lease
         self.admin = deps.vault.credentials(deps.primary)  # who manages the key's secrets
         self.latest: RunRecord | None = None
+        self._named = False  # the lease names this run (set by the first step's renewal)
 
     def checkpoint(self, record: RunRecord) -> RunRecord:
         """Remember ``record`` as the run's progress (what recovery starts from)."""
@@ -166,7 +185,12 @@ class RunIO:
         return record
 
     def renew(self, *, run_id: str | None = None) -> None:
+        """Renew the lease (fencing) unless this run renewed it so recently it cannot have
+        lapsed (``Leases.fresh``): the first renewal names the run on the lease."""
+        if self._named and self.deps.leases.fresh(self.lease):
+            return
         self.lease = self.deps.leases.renew(self.lease, run_id=run_id)
+        self._named = self._named or run_id is not None
 
     def refresh_admin(self) -> None:
         self.admin = self.deps.vault.credentials(self.deps.primary)
@@ -177,10 +201,10 @@ class RunIO:
         run read at its start. A 401 means nothing was applied, so the retry is safe."""
         try:
             return call(self.admin)
-        except VonageAuthError:
+        except VonageAuthError as exc:
             fresh = self.deps.vault.credentials(self.deps.primary)
             if fresh == self.admin:
-                raise
+                raise primary_refused(self.deps.primary, exc) from None
             log.info("primary_secret_changed", detail="retrying with the primary's new secret")
             self.admin = fresh
             return call(fresh)
@@ -191,10 +215,14 @@ class RunIO:
 
     def revoke(self, api_key: str, secret_id: str) -> str | None:
         """Revoke one secret as the primary; the request id for the audit log."""
+        return self.revoke_reply(api_key, secret_id).request_id
 
-        def call(admin: Credentials) -> str | None:
+    def revoke_reply(self, api_key: str, secret_id: str) -> Reply:
+        """Revoke one secret as the primary; ``Reply.revoked``: did Vonage's 204 settle it."""
+
+        def call(admin: Credentials) -> Reply:
             log.info("revoking_secret", secret_id=secret_id)
-            return self.deps.vonage.revoke_secret(admin, api_key, secret_id).request_id
+            return self.deps.vonage.revoke_secret(admin, api_key, secret_id)
 
         return self.as_admin(call)
 

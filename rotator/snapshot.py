@@ -122,6 +122,9 @@ class StatusSnapshot:
     owner: str | None
     generated_at: datetime
     keys: tuple[KeyStatus, ...] = ()
+    # keys that cannot be handled (an invalid listed key, an internal error): skipped, shown
+    # here as (sanitised key, why); every other key keeps rotating
+    quarantined: tuple[tuple[str, str], ...] = ()
     hours: tuple[HourCount, ...] | None = None  # the last 7 days, oldest first (None: not kept)
 
 

@@ -26,19 +26,31 @@ from rotator.errors import (
     VaultConflictError,
     VerificationFailedError,
     VonageError,
+    VonageLastSecretError,
     VonageNotFoundError,
     VonageProtocolError,
+    VonageSecretLimitError,
     VonageServerError,
     VonageTransportError,
 )
-from rotator.protocol import Step, Unidentified, identify, make_room, verify_backoff
-from rotator.runio import RunIO, RunRecord, observe
+from rotator.protocol import (
+    Step,
+    Unidentified,
+    identify,
+    make_room,
+    verify_backoff,
+    verify_wait,
+)
+from rotator.runio import RunIO, RunRecord, StepReport, observe
 from rotator.secret import Credentials
 from rotator.vault import StagedSecret
 from rotator.vonage import Reply
 
 log = structlog.get_logger("rotator.rotation")
 CREATE_ATTEMPTS = 3
+EMERGENCY_ROUND_STEP = "emergency_round"
+EMERGENCY_ROUNDS = 3  # create attempts an emergency makes against someone re-adding secrets
+AMBIGUOUS = (VonageTransportError, VonageServerError, VonageProtocolError)
 
 
 def inspect(io: RunIO, rec: RunRecord) -> RunRecord:
@@ -63,10 +75,12 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
         seen = observe(deps.vonage, rec.api_key, rec.listed, rec.record, rec.state)
         who = identify(seen)
         try:
+            # An emergency trusts no secret it cannot identify: it never needs to guess.
             plan = make_room(
                 seen,
                 who,
-                revoke_older_if_unidentified=deps.config.rotation.on_unidentified == "revoke_older",
+                revoke_older_if_unidentified=rec.emergency
+                or deps.config.rotation.on_unidentified == "revoke_older",
             )
         except Unidentified as exc:
             raise UnidentifiedSecretError(
@@ -86,7 +100,9 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
         )
         previous = rec.state.previous
         if previous and previous.secret_id in plan.revoke:
-            state = deps.vault.update_state(rec.api_key, cas=rec.state.version, previous=None)
+            state = deps.vault.update_state(
+                rec.api_key, cas=rec.state.version, known=rec.state, previous=None
+            )
             rec = io.checkpoint(replace(rec, state=state))
             report.vault_version = state.version
         io.close_superseded(rec, {s.id for s in rec.listed})
@@ -109,27 +125,76 @@ def stage(io: RunIO, rec: RunRecord) -> RunRecord:
             secret=rec.new_secret, secret_id=None, run_id=rec.run.id, staged_at=iso(utcnow())
         )
         rec = io.checkpoint(replace(rec, staged=True))  # the write below may apply and fail
-        state = io.deps.vault.update_state(rec.api_key, cas=rec.state.version, pending=pending)
+        state = io.deps.vault.update_state(
+            rec.api_key, cas=rec.state.version, known=rec.state, pending=pending
+        )
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
     return rec
 
 
 def create(io: RunIO, rec: RunRecord) -> RunRecord:
-    """Create the staged secret on Vonage; an ambiguous POST is settled by listing, not re-POST."""
+    """Create the staged secret on Vonage; an ambiguous POST is settled by listing, not re-POST.
+
+    ``posted`` tells rollback whether a POST of this run may have applied: after a definite
+    refusal it did not, so no secret on Vonage can be this run's (an attacker's never is)."""
     with io.step(Step.CREATE) as report:
-        new_id, report.request_id = _create_once(io, rec, report.detail)
+        rec = io.checkpoint(replace(rec, posted=True))
+        try:
+            new_id, report.request_id = _create_winning(io, rec, report.detail)
+        except VonageError as exc:
+            if not isinstance(exc, AMBIGUOUS):
+                io.checkpoint(replace(rec, posted=False))
+            raise
         rec = io.checkpoint(replace(rec, new_id=new_id))
         report.secret_id = new_id
         io.deps.audit.update_run(rec.run.id, new_secret_id=new_id)
         pending = rec.state.pending
         assert pending is not None
         state = io.deps.vault.update_state(
-            rec.api_key, cas=rec.state.version, pending=pending.with_id(new_id)
+            rec.api_key, cas=rec.state.version, known=rec.state, pending=pending.with_id(new_id)
         )
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
     return rec
+
+
+def _create_winning(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
+    """Create; in an emergency, a key full again since make room means someone is adding
+    secrets: every secret but the one applications use now is revoked and create retried, for
+    ``EMERGENCY_ROUNDS`` rounds, each an audit event naming what it revoked."""
+    for round_no in range(1, EMERGENCY_ROUNDS + 1):
+        try:
+            return _create_once(io, rec, detail)
+        except VonageSecretLimitError:
+            if not rec.emergency or round_no == EMERGENCY_ROUNDS:
+                raise
+            _revoke_intruders(io, rec, round_no)
+            detail["emergency_rounds"] = round_no
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _revoke_intruders(io: RunIO, rec: RunRecord, round_no: int) -> list[str]:
+    """One emergency round: revoke every secret rotator neither uses nor made (audited)."""
+    started = utcnow()
+    listed, _ = io.list_secrets(rec.api_key)
+    intruders = [s.id for s in listed if s.id != rec.old_id]
+    revoked: list[str] = []
+    for secret_id in intruders:
+        with suppress(VonageNotFoundError, VonageLastSecretError):
+            io.revoke(rec.api_key, secret_id)
+            revoked.append(secret_id)
+    io.deps.audit.record(
+        run_id=rec.run.id,
+        api_key=rec.api_key,
+        step=EMERGENCY_ROUND_STEP,
+        outcome="revoked",
+        started_at=started,
+        actor=rec.run.actor,
+        detail={"round": round_no, "revoked": revoked, "kept": rec.old_id},
+    )
+    log.warning("emergency_round", round=round_no, revoked=revoked)
+    return revoked
 
 
 def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
@@ -144,7 +209,7 @@ def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[
             )
             assert reply.created is not None
             return reply.created.id, reply.request_id
-        except (VonageTransportError, VonageServerError, VonageProtocolError):
+        except AMBIGUOUS:
             # The POST may or may not have applied (an unreadable 200 did): find out by
             # listing, never re-POST blindly (a duplicate would take the last slot).
             found = io.find_created(rec, before)
@@ -186,17 +251,23 @@ def verify(io: RunIO, rec: RunRecord) -> RunRecord:
 
 def _verifying(io: RunIO, timeout: float) -> Retrying:
     """Verification's retry policy: any Vonage error (a new secret takes a moment to work) is
-    retried with ``verify_backoff`` while the next attempt still fits in ``timeout``, renewing
-    the lease after each failure so a long wait does not lose it."""
+    retried after ``verify_wait`` (every 0.25 s at first: an emergency waits for propagation,
+    not for a backoff) while the next attempt still fits in ``timeout``, renewing the lease
+    after each failure so a long wait does not lose it. Every attempt passes the shared rate
+    limiter like any other call."""
     clock = io.deps.clock
-    deadline = clock() + timeout
+    started = clock()
+    deadline = started + timeout
+
+    def wait(_state: RetryCallState) -> float:
+        return verify_wait(clock() - started)
 
     def out_of_time(state: RetryCallState) -> bool:
-        return clock() + verify_backoff(state.attempt_number) > deadline
+        return clock() + wait(state) > deadline
 
     return Retrying(
         retry=retry_if_exception_type(VonageError),
-        wait=lambda state: verify_backoff(state.attempt_number),
+        wait=wait,
         stop=out_of_time,
         after=lambda _state: io.renew(),
         sleep=io.deps.sleep,
@@ -211,7 +282,12 @@ def promote(io: RunIO, rec: RunRecord) -> RunRecord:
     vault = io.deps.vault
     with io.step(Step.PROMOTE) as report:
         previous = None
-        if rec.record is not None and rec.old_id is not None:
+        # An emergency keeps no value beside an id it cannot vouch for: a Vault record that
+        # does not name the old secret (an attacker's, say) is not that secret's value.
+        vouched = not rec.emergency or (
+            rec.record is not None and rec.record.secret_id == rec.old_id
+        )
+        if rec.record is not None and rec.old_id is not None and vouched:
             previous = StagedSecret(
                 secret=rec.record.api_secret,
                 secret_id=rec.old_id,
@@ -221,7 +297,9 @@ def promote(io: RunIO, rec: RunRecord) -> RunRecord:
             )
         # 1: keep the old value as "previous" while the new one is still pending, so a crash
         # between the writes below always leaves both values in Vault.
-        state = vault.update_state(rec.api_key, cas=rec.state.version, previous=previous)
+        state = vault.update_state(
+            rec.api_key, cas=rec.state.version, known=rec.state, previous=previous
+        )
         rec = io.checkpoint(replace(rec, state=state))
         # 2: publish the new secret as current.
         version = _write_current(io, rec)
@@ -234,7 +312,9 @@ def promote(io: RunIO, rec: RunRecord) -> RunRecord:
         io.deps.audit.update_run(rec.run.id, new_secret_id=rec.new_id)
         # 4: the pending copy is no longer needed, nor any adoption: the record now names the
         # current secret (clearing adopted_id here is deliberate).
-        state = vault.update_state(rec.api_key, cas=state.version, pending=None, adopted_id=None)
+        state = vault.update_state(
+            rec.api_key, cas=state.version, known=state, pending=None, adopted_id=None
+        )
     return replace(rec, state=state, staged=False)
 
 
@@ -273,11 +353,14 @@ def revoke(io: RunIO, rec: RunRecord) -> RunRecord:
 
 
 def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
-    """Revoke the old secret (emergency: every secret but the new one); confirm by listing."""
+    """Revoke the old secret (emergency: every secret but the new one). Vonage's 204 settles a
+    DELETE; an ambiguous answer (timeout, reset, 5xx, 404) is confirmed by listing."""
     assert rec.new_id is not None
     deps = io.deps
     with io.step(Step.REVOKE) as report:
-        record = deps.vault.read_current(rec.api_key)
+        # This run's own read of Vault (promote's read-back, or resume's) when it has one.
+        mine = rec.record is not None and rec.record.secret_id == rec.new_id
+        record = rec.record if mine else deps.vault.read_current(rec.api_key)
         if record is None or record.secret_id != rec.new_id:
             raise RotationError(f"{rec.api_key}: the new secret is not current in Vault")
         # Rotating the primary: its old secret may be the one being revoked, so use the new.
@@ -285,33 +368,56 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
         # the primary may revoke it while this step waits out a 429: see RunIO.as_admin).
         if rec.api_key == deps.primary:
             io.admin = Credentials(deps.primary, record.api_secret)
-        else:
-            io.refresh_admin()
-        targets = _revoke_targets(io, rec)
+        targets, known = _revoke_targets(io, rec)
+        settled = True
         for secret_id in targets:
-            # Already gone (a resumed run, or revoked by hand) is fine: the goal holds.
-            with suppress(VonageNotFoundError):
-                report.request_id = io.revoke(rec.api_key, secret_id)
-        remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
-        report.detail = {"revoked": targets, "remaining": remaining}
+            settled = _revoke_one(io, rec, secret_id, report) and settled
+        if settled and known is not None:
+            remaining = [i for i in known if i not in targets]  # Vonage's 204s said so
+        else:
+            remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
+        report.detail = {"revoked": targets, "remaining": remaining, "listed": not settled}
         _check_revoked(rec, targets, remaining)
         io.close_superseded(rec, set(remaining))
-        state = deps.vault.read_state(rec.api_key)
+        state = rec.state if mine else deps.vault.read_state(rec.api_key)
         if state.previous is not None and state.previous.secret_id not in remaining:
-            state = deps.vault.update_state(rec.api_key, cas=state.version, previous=None)
+            state = deps.vault.update_state(
+                rec.api_key, cas=state.version, known=state, previous=None
+            )
         report.vault_version = state.version
     return replace(rec, state=state)
 
 
-def _revoke_targets(io: RunIO, rec: RunRecord) -> list[str]:
+def _revoke_one(io: RunIO, rec: RunRecord, secret_id: str, report: StepReport) -> bool:
+    """Revoke ``secret_id``; True when Vonage's own 204 settled it (no listing needed)."""
+    try:
+        reply = io.revoke_reply(rec.api_key, secret_id)
+    except VonageNotFoundError:
+        # Already gone (a resumed run, or revoked by hand) is fine: the listing confirms it.
+        return False
+    report.request_id = reply.request_id
+    return reply.revoked
+
+
+def _revoke_targets(io: RunIO, rec: RunRecord) -> tuple[list[str], list[str] | None]:
+    """What to revoke, and the key's secrets as this run knows them (None: unknown, list after).
+
+    An emergency lists again: everything but the new secret goes, including a secret added
+    since inspect (Vonage's two-secret cap does not stop a swap: revoke one, add another). A
+    scheduled run knows the key from its own inspect listing plus the secret it created; a run
+    resumed or completed later without that listing confirms by listing afterwards.
+    """
+    assert rec.new_id is not None
     if rec.emergency:
-        # Everything but the new secret goes, including any added since inspect.
         ids = [s.id for s in io.list_secrets(rec.api_key)[0]]
         if rec.new_id not in ids:
             raise RotationError(f"{rec.api_key}: the new secret {rec.new_id} is not on Vonage")
-        return [i for i in ids if i != rec.new_id]
-    # The old id is known from inspect; the listing afterwards confirms the result.
-    return [rec.old_id] if rec.old_id and rec.old_id != rec.new_id else []
+        return [i for i in ids if i != rec.new_id], ids
+    targets = [rec.old_id] if rec.old_id and rec.old_id != rec.new_id else []
+    if not rec.listed:
+        return targets, None
+    known = [s.id for s in rec.listed if s.id != rec.new_id]
+    return targets, [*known, rec.new_id]
 
 
 def _check_revoked(rec: RunRecord, targets: list[str], remaining: list[str]) -> None:

@@ -240,15 +240,22 @@ class VaultStore:
         )
 
     def update_state(
-        self, api_key: str, *, cas: int, **changes: Unpack[StateChanges]
+        self,
+        api_key: str,
+        *,
+        cas: int,
+        known: RotationState | None = None,
+        **changes: Unpack[StateChanges],
     ) -> RotationState:
         """Change the named fields of the key's state record and keep every other one.
 
         Read-modify-write, check-and-set at ``cas`` (the version the caller read): a field a
         step does not name (``adopted_id``, say) survives it. Raises ``VaultConflictError`` if
-        the record changed since.
+        the record changed since. ``known``: the record as the caller last read or wrote it;
+        at version ``cas`` it stands in for the read (the check-and-set write still refuses a
+        record that changed since, so nothing a step does not name can be lost).
         """
-        state = self.read_state(api_key)
+        state = known if known is not None and known.version == cas else self.read_state(api_key)
         if state.version != cas:
             where = f"{self._config.mount}/{self.state_path(api_key)}"
             raise VaultConflictError(f"cannot write {where}: it changed since rotator read it")

@@ -6,9 +6,12 @@ an ambiguous failure by listing. Every httpx error and error answer becomes a ``
 subclass here, once. Secrets travel only in the Authorization header or a form body, never a URL.
 
 Every answer is treated as possibly hostile: each secret id and API key in it must match
-``rotator.identifiers`` (else ``VonageInvalidIdentifierError``, nothing acted on); URL paths are
-built from percent-encoded segments; every text taken from an answer is scrubbed of known secret
-values; a ``Retry-After`` beyond ``vonage.max_retry_after`` fails the call instead of sleeping.
+``rotator.identifiers`` (else ``VonageInvalidIdentifierError``, nothing acted on) — except a
+subaccount listing, where one bad API key is refused alone (``Reply.refused``, for the caller to
+quarantine) and the valid ones are returned, so one hostile entry cannot stop every key. URL
+paths are built from percent-encoded segments; every text taken from an answer is scrubbed of
+known secret values; a ``Retry-After`` beyond ``vonage.max_retry_after`` fails the call instead
+of sleeping.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from rotator.identifiers import (
     parse_api_key,
     parse_secret_id,
     path_segment,
+    shown,
 )
 from rotator.ratelimit import RateLimiter
 from rotator.redact import safe_url, scrub
@@ -87,6 +91,8 @@ class Reply:
     secrets: list[SecretInfo] = field(default_factory=list)
     created: SecretInfo | None = None
     subaccounts: list[Subaccount] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # listed keys refused (sanitised): quarantine
+    revoked: bool = False  # Vonage itself answered the DELETE 204: the secret is gone
 
 
 def _rate_limited(exc: BaseException) -> bool:
@@ -164,6 +170,9 @@ class VonageClient:
     def revoke_secret(self, creds: Credentials, api_key: str, secret_id: str) -> Reply:
         """DELETE, retried; a 404 after an attempt that may have applied counts as done.
 
+        ``Reply.revoked`` is True only for Vonage's own 204, the one answer that settles the
+        outcome without a listing (a 404 inferred as done, or any other 2xx, does not).
+
         ``secret_id`` is checked again here (``InvalidIdentifierError``): a DELETE is the one
         call where a bad id destroys something.
         """
@@ -171,13 +180,15 @@ class VonageClient:
             self._config.api_url, "accounts", api_key, "secrets", parse_secret_id(secret_id)
         )
         attempted = False
+        inferred = False
 
         def attempt() -> httpx.Response:
-            nonlocal attempted
+            nonlocal attempted, inferred
             try:
                 return self._send("DELETE", url, creds)
             except VonageNotFoundError:
                 if attempted:
+                    inferred = True  # probably ours, but Vonage did not say so: not authoritative
                     return httpx.Response(204)
                 raise
             except VonageTransportError as exc:
@@ -188,7 +199,7 @@ class VonageClient:
                 raise
 
         response = self._retrying(attempt)
-        return Reply(_request_id(response))
+        return Reply(_request_id(response), revoked=response.status_code == 204 and not inferred)
 
     # -- authentication check, subaccounts, SMS ----------------------------------------------
 
@@ -215,12 +226,15 @@ class VonageClient:
         items = embedded.get("subaccounts") if isinstance(embedded, dict) else None
         if not isinstance(items, list):
             raise _protocol(response, "subaccount list without _embedded.subaccounts")
-        subaccounts = []
+        subaccounts, refused = [], []
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("api_key"), str):
                 raise _protocol(response, "subaccount without api_key")
             if not is_api_key(item["api_key"]):
-                raise _invalid(response, parse_api_key, item["api_key"])
+                # One bad key is refused alone (quarantined by the caller); the rest stand.
+                refused.append(shown(item["api_key"]))
+                log.warning("subaccount_key_refused", api_key=refused[-1])
+                continue
             subaccounts.append(
                 Subaccount(
                     api_key=ApiKey(item["api_key"]),
@@ -228,7 +242,7 @@ class VonageClient:
                     suspended=bool(item.get("suspended", False)),
                 )
             )
-        return Reply(_request_id(response), subaccounts=subaccounts)
+        return Reply(_request_id(response), subaccounts=subaccounts, refused=refused)
 
     def send_sms(self, creds: Credentials, *, sender: str, to: str, text: str) -> Reply:
         url = self._url(self._config.rest_url, "sms", "json")

@@ -188,6 +188,23 @@ def test_last_success_is_the_latest_run_that_made_a_new_secret_current(audit: Au
     assert abs(last - awaiting.started_at) < timedelta(microseconds=2)
 
 
+def test_key_histories_match_the_per_key_queries(audit: AuditLog) -> None:
+    """One grouped read gives every key the same last success and newest run as two per-key
+    queries do, a key without a success included."""
+    audit.finish_run(start(audit), RunStatus.SUCCEEDED)
+    audit.finish_run(start(audit), RunStatus.FAILED)
+    audit.finish_run(start(audit, api_key="k2"), RunStatus.AWAITING_REVOKE, revoke_after=utcnow())
+    audit.finish_run(start(audit, api_key="k3"), RunStatus.ROLLED_BACK)
+    histories = audit.key_histories()
+    assert sorted(histories) == ["k1", "k2", "k3"]
+    for key, (last_success, newest) in histories.items():
+        assert last_success == audit.last_success(key)
+        assert newest == audit.runs(api_key=key, limit=1)[0]
+    assert histories["k3"][0] is None
+    assert histories["k1"][1] is not None
+    assert histories["k1"][1].status == RunStatus.FAILED
+
+
 def test_runs_filter_by_status_time_and_limit(audit: AuditLog) -> None:
     """runs() filters by key, statuses and start time, newest first unless asked otherwise."""
     ids = [start(audit) for _ in range(3)]

@@ -102,6 +102,29 @@ def test_startup_prints_a_row_per_measurement(
     assert {"import rotator.cli (importtime)", "rotator --help"} <= measured
 
 
+def test_bulk_rotation_reports_the_four_call_floor(
+    outputs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """bench.bulk_rotation reports each row against the 4-call floor, and rotator at 4 calls."""
+    result = outputs["bulk_rotation"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = {row["tool"]: row for row in rows(result.stdout, "tool")}
+    assert float(table["naive httpx loop"]["4-call floor s"]) >= 0
+    assert table["rotator run --once #1"]["% of 4-call floor"].endswith("%")
+    assert float(table["rotator run --once #1"]["calls/rotation"]) <= 4.2
+
+
+def test_emergency_latency_counts_verification_calls_per_propagation(
+    outputs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """bench.emergency_latency prints what 0, 2 and 30 s of propagation cost in verify calls."""
+    result = outputs["emergency_latency"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = rows(result.stdout.split("Verification's polling")[1], "propagation s")
+    cost = {row["propagation s"]: row["verify calls"] for row in table}
+    assert cost == {"0": "1", "2": "9", "30": "32"}
+
+
 def test_status_page_prints_a_row_per_page(
     outputs: dict[str, subprocess.CompletedProcess[str]],
 ) -> None:

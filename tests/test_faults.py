@@ -172,7 +172,7 @@ def test_persistent_verification_failure_rolls_back(seeded: World) -> None:
 
 
 def test_verification_backs_off_until_its_timeout_on_the_injected_clock(seeded: World) -> None:
-    """Verification sleeps the stated backoff on the injected clock and stops at the timeout."""
+    """Verification polls every 0.25 s, then slower, on the injected clock; stops at the timeout."""
     world = seeded.configure(rotation={"verify_timeout": "10s"}, vonage={"max_retries": 0})
     world.sim.inject(Fault(**CALLS["balance"], action="status", status=503, times=None))
     services = world.services()
@@ -180,7 +180,9 @@ def test_verification_backs_off_until_its_timeout_on_the_injected_clock(seeded: 
     rotator = rotator_with(services, sleep=slept.append, clock=lambda: sum(slept))
     outcome = rotate(world, SUB, rotator)
     assert outcome.run.status == RunStatus.ROLLED_BACK
-    assert slept == [0.25, 0.5, 1.0, 2.0, 4.0]
+    assert slept[:8] == [0.25] * 8
+    assert slept[8:] == sorted(slept[8:])
+    assert 9.0 < sum(slept) <= 10.0
 
 
 @pytest.mark.parametrize("fault", ["malformed_json", "huge_body", "503_forever"])
@@ -257,3 +259,110 @@ def test_primary_rotated_under_a_subaccount_run_is_picked_up(seeded: World) -> N
     assert outcome.run.status == RunStatus.SUCCEEDED, outcome.run.error
     assert_rotated(world, outcome)
     assert violations(world, PRIMARY, services.audit) == []
+
+
+# -- revocation: Vonage's 204 settles a DELETE; anything else is confirmed by listing ------------
+
+
+def secret_calls(world: World, since: int = 0) -> list[tuple[str, str]]:
+    """(method, path) of the simulator's calls from ``since`` on, secrets and balance only."""
+    return [(c.method, c.path) for c in world.sim.calls[since:] if c.path != "/sms/json"]
+
+
+def test_a_rotation_makes_four_vonage_calls(seeded: World) -> None:
+    """list, create, verify, revoke: Vonage's 204 to the DELETE needs no confirming listing."""
+    world = seeded
+    old = world.sim.secret_ids(SUB)[0]
+    before = len(world.sim.calls)
+    outcome = rotate(world)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    assert secret_calls(world, before) == [
+        ("GET", SECRETS),
+        ("POST", SECRETS),
+        ("GET", "/account/get-balance"),
+        ("DELETE", f"{SECRETS}/{old}"),
+    ]
+    assert_rotated(world, outcome)
+    assert violations(world, SUB, world.services().audit) == []
+
+
+def test_an_ambiguous_delete_is_confirmed_by_listing(seeded: World) -> None:
+    """A DELETE whose answer was lost (applied, then reset) is confirmed by a listing."""
+    world = seeded
+    world.sim.inject(Fault(**CALLS["revoke"], action="reset_after_apply"))
+    outcome = rotate(world)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    assert secret_calls(world)[-1] == ("GET", SECRETS)
+    assert_rotated(world, outcome)
+
+
+def test_a_spoofed_delete_success_is_not_trusted(seeded: World) -> None:
+    """A DELETE answered 200 instead of Vonage's 204 (nothing revoked) is checked by listing:
+    the surviving old secret keeps the run open, its value kept in Vault."""
+    world = seeded
+    old = world.sim.secret_ids(SUB)[0]
+    world.sim.inject(Fault(**CALLS["revoke"], action="body", status=200, body="{}"))
+    with pytest.raises(RotatorError, match="survived revocation"):
+        rotate(world)
+    assert old in world.sim.secret_ids(SUB)
+    assert secret_calls(world)[-1] == ("GET", SECRETS)
+    assert only_run(world).status == RunStatus.RUNNING
+    state = world.vault_record(SUB, "rotator-state") or {}
+    assert (state.get("previous") or {}).get("secret_id") == old
+    assert violations(world, SUB) == []
+
+
+def test_emergency_revokes_a_secret_swapped_in_after_inspect(seeded: World) -> None:
+    """An emergency lists again before revoking: a secret someone swapped in for the old one
+    since inspect (revoke one, add one: within Vonage's two-secret cap) is revoked too."""
+    world = seeded
+    services = world.services()
+    old = world.sim.secret_ids(SUB)[0]
+    added: list[str] = []
+
+    def swap(point: str) -> None:
+        if point == "before:revoke" and not added:
+            services.vonage.revoke_secret(services.vault.credentials(PRIMARY), SUB, old)
+            added.append(world.sim.add_secret(SUB, "Attacker1Secret", propagated=True))
+
+    rotator = Rotator(
+        services.config,
+        vault=services.vault,
+        vonage=services.vonage,
+        audit=services.audit,
+        leases=services.leases,
+        boundary=swap,
+    )
+    outcome = rotator.rotate(SUB, actor="fault-test", reason="leak", emergency=True)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    assert world.sim.secret_ids(SUB) == [outcome.run.new_secret_id]
+    assert len(added) == 1
+    assert not world.sim.authenticates(SUB, "Attacker1Secret")
+    assert violations(world, SUB, services.audit) == []
+
+
+def test_an_application_reading_vault_always_gets_a_working_secret(seeded: World) -> None:
+    """An application that reads Vault's current record between any two steps of a rotation
+    (revocation settled by Vonage's 204, no Vault re-read in revoke) always authenticates."""
+    world = seeded
+    services = world.services()
+    reads: list[bool] = []
+
+    def application_reads(point: str) -> None:
+        record = world.vault_record(SUB)
+        assert record is not None
+        reads.append(world.sim.authenticates(SUB, record["api_secret"]))
+
+    rotator = Rotator(
+        services.config,
+        vault=services.vault,
+        vonage=services.vonage,
+        audit=services.audit,
+        leases=services.leases,
+        boundary=application_reads,
+    )
+    outcome = rotator.rotate(SUB, actor="fault-test", reason="in use")
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    assert len(reads) >= 16
+    assert all(reads)
+    assert_rotated(world, outcome)

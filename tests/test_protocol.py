@@ -21,6 +21,8 @@ from rotator.protocol import (
     plan,
     resume,
     verify_backoff,
+    verify_schedule,
+    verify_wait,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -304,7 +306,7 @@ def test_created_candidates_can_be_none() -> None:
 
 
 def test_verify_backoff_doubles_from_a_quarter_second() -> None:
-    """Waits grow 0.25, 0.5, 1, 2, 4 seconds between verification attempts."""
+    """Waits between ambiguous-POST retries grow 0.25, 0.5, 1, 2, 4 seconds."""
     assert [verify_backoff(n) for n in range(1, 6)] == [0.25, 0.5, 1.0, 2.0, 4.0]
 
 
@@ -312,6 +314,38 @@ def test_verify_backoff_is_capped() -> None:
     """However many attempts, no wait exceeds the cap."""
     assert verify_backoff(50) == 5.0
     assert verify_backoff(0) == 0.25
+
+
+# -- verify_wait -------------------------------------------------------------------------------
+
+
+def test_verify_polls_every_quarter_second_while_propagation_is_typical() -> None:
+    """For the first 2 s, a secret that starts to work is seen within 0.25 s."""
+    assert {verify_wait(t / 10) for t in range(21)} == {0.25}
+
+
+def test_verify_wait_grows_with_the_time_waited_and_is_capped() -> None:
+    """After 2 s the wait is an eighth of the time waited, never more than 5 s."""
+    assert verify_wait(8.0) == 1.0
+    assert verify_wait(400.0) == 5.0
+    assert verify_wait(-1.0) == 0.25
+
+
+@pytest.mark.parametrize(
+    ("propagation", "calls", "seen_by"), [(0.0, 1, 0.0), (2.0, 9, 2.0), (30.0, 32, 30.1)]
+)
+def test_verify_schedule_costs(propagation: float, calls: int, seen_by: float) -> None:
+    """Propagation 0, 2 and 30 s cost 1, 9 and 32 calls and are seen within 0.25 s / 0.1 s."""
+    times = verify_schedule(propagation, timeout=60.0)
+    assert len(times) == calls
+    assert propagation <= times[-1] <= seen_by
+
+
+def test_verify_schedule_stops_at_the_timeout() -> None:
+    """A secret that never works costs attempts only while they fit in verify_timeout."""
+    times = verify_schedule(float("inf"), timeout=10.0)
+    assert times[-1] <= 10.0
+    assert times[-1] + verify_wait(times[-1]) > 10.0
 
 
 # -- plan --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rotator.commands.context import default_actor, get_config
+from rotator.commands.context import api_key_argument, default_actor, get_config
 from rotator.errors import ConfigError
 from rotator.secret import Secret
 
@@ -26,6 +26,7 @@ def adopt(
     actor: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
 ) -> None:
     """Tell rotator which Vonage secret is current, for a key it cannot tell (audited)."""
+    api_key = api_key_argument(api_key)
     from rotator.adoption import adopt as do_adopt
     from rotator.services import build
 

@@ -52,6 +52,13 @@ def get_config(*, log_stream: Any = None) -> Config:
     return options.config
 
 
+def api_key_argument(text: str) -> str:
+    """An ``API_KEY`` argument, validated before anything uses it (a bad one exits 2)."""
+    from rotator.identifiers import parse_api_key
+
+    return parse_api_key(text, source="argument API_KEY")
+
+
 def console() -> Any:
     """A rich console on stdout, wide enough that tables are not cut when piped."""
     from rich.console import Console

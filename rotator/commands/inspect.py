@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rotator.commands.context import console, get_config, options, print_json
+from rotator.commands.context import api_key_argument, console, get_config, options, print_json
 from rotator.durations import format_duration
 from rotator.errors import RotatorError
 from rotator.redact import scrub
+
+EXIT_NOT_INSPECTED = 1  # plan / rotate --dry-run: some key could not be inspected
 
 if TYPE_CHECKING:
     from rotator.inspection import KeyView
@@ -18,11 +20,12 @@ if TYPE_CHECKING:
 
 
 def _views(services: Services, api_key: str | None, *, emergency: bool = False) -> list[KeyView]:
-    from rotator.inspection import account_keys, admin_credentials, observe
+    from rotator.inspection import account_listing, admin_credentials, observe, quarantined_view
 
     admin = admin_credentials(services)
-    keys = [api_key] if api_key else account_keys(services, admin)
-    return [observe(services, key, admin=admin, emergency=emergency) for key in keys]
+    keys, refused = ([api_key], []) if api_key else account_listing(services, admin)
+    views = [observe(services, key, admin=admin, emergency=emergency) for key in keys]
+    return views + [quarantined_view(label) for label in refused]
 
 
 def _age(delta: timedelta | None) -> str:
@@ -63,6 +66,7 @@ def _holds(services: Services, keys: list[str]) -> dict[str, str | None]:
 
 
 def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
+    """Print the plans; exit 1 (after printing all) when any key could not be inspected."""
     from rotator.services import build
 
     services = build(get_config())
@@ -71,6 +75,12 @@ def show_plans(api_key: str | None, *, emergency: bool, as_json: bool) -> None:
         holds = _holds(services, [v.api_key for v in views])
     finally:
         services.close()
+    _print_plans(views, holds, as_json=as_json)
+    if any(view.error for view in views):
+        raise typer.Exit(EXIT_NOT_INSPECTED)
+
+
+def _print_plans(views: list[KeyView], holds: dict[str, str | None], *, as_json: bool) -> None:
     if as_json:
         print_json([{**v.to_json(), "hold": holds[v.api_key]} for v in views])
         return
@@ -120,8 +130,10 @@ def plan(
     emergency: Annotated[bool, typer.Option(help="Plan an emergency rotation.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
-    """Show what rotator sees for each key and exactly what it would do. Changes nothing."""
-    show_plans(api_key, emergency=emergency, as_json=as_json)
+    """Show what rotator sees for each key and exactly what it would do. Changes nothing.
+    Exit 1 when a key could not be inspected."""
+    key = api_key_argument(api_key) if api_key is not None else None
+    show_plans(key, emergency=emergency, as_json=as_json)
 
 
 def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rotator.commands.context import default_actor, get_config, print_json, run_line
+from rotator.commands.context import (
+    api_key_argument,
+    default_actor,
+    get_config,
+    print_json,
+    run_line,
+)
 from rotator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -44,12 +50,23 @@ def rotate(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    break_lease: Annotated[
+        bool,
+        typer.Option(
+            "--break-lease",
+            help="With --emergency and one API_KEY: break the key's lease first (audited).",
+        ),
+    ] = False,
 ) -> None:
     """Rotate now. Exit 0 only when every new secret is current and verified."""
     if (api_key is None) == (not all_keys):
         raise ConfigError("give one API_KEY or --all")
+    if api_key is not None:
+        api_key = api_key_argument(api_key)
     if emergency and not reason:
         raise ConfigError("--emergency needs --reason (it goes in the audit log and the alert)")
+    if break_lease and (not emergency or api_key is None):
+        raise ConfigError("--break-lease needs --emergency and one API_KEY")
     if dry_run:
         from rotator.commands.inspect import show_plans
 
@@ -62,7 +79,11 @@ def rotate(
     try:
         # before any run is recorded: a sealed Vault is exit 3, a missing token exit 2, no run
         services.vault.health()
-        keys = _keys(services, api_key)
+        if break_lease and api_key is not None and reason is not None:
+            from rotator.commands.lease import break_lease as do_break
+
+            do_break(services, api_key, actor=actor or default_actor(), reason=reason)
+        keys, skipped = _keys(services, api_key)
         if wait is None and emergency:
             wait = EMERGENCY_WAIT
         outcomes = [
@@ -72,16 +93,20 @@ def rotate(
         services.close()
     if as_json:
         print_json([_outcome_json(o) for o in outcomes] if all_keys else _outcome_json(outcomes[0]))
-    if not all(o.ok for o in outcomes):
+    if skipped or not all(o.ok for o in outcomes):
         raise typer.Exit(1)
 
 
-def _keys(services: Services, api_key: str | None) -> list[str]:
+def _keys(services: Services, api_key: str | None) -> tuple[list[str], bool]:
+    """The keys to rotate, and whether any listed key was quarantined (exit 1 then)."""
     if api_key is not None:
-        return [api_key]
-    from rotator.inspection import account_keys
+        return [api_key], False
+    from rotator.inspection import account_listing
 
-    return account_keys(services)
+    keys, refused = account_listing(services)
+    for label in refused:  # the others still rotate; the exit status says something was off
+        typer.echo(f"skipped   {label}: quarantined (Vonage listed an invalid API key)", err=True)
+    return keys, bool(refused)
 
 
 def _rotate_one(

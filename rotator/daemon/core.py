@@ -107,8 +107,8 @@ class Daemon:
             work.revoke_due()
             work.discover(initial=True)
             now = self._clock()
-            for key in self._keys.names():  # no /metrics to serve: skip the Vault read of age
-                work.refresh(key, spread_new=False, age_from_vault=False)
+            # no /metrics to serve: skip the Vault read of age
+            work.refresh_many(self._keys.names(), spread_new=False, age_from_vault=False)
             dues = self._keys.dues()
             due = run_order(
                 [k for k, d in dues.items() if d <= now], primary=self.primary, dues=dues
@@ -211,6 +211,7 @@ class Daemon:
             owner=services.leases.owner if services else None,
             generated_at=now,
             keys=self._keys.statuses(now, leases, self._period),
+            quarantined=self._keys.quarantined(),
             hours=self._keys.hours(now),
         )
 

@@ -57,6 +57,7 @@ class KeyRegistry:
         self._keys: dict[str, KeyState] = {}
         self._running: set[str] = set()
         self._key_locks: dict[str, threading.Lock] = {}
+        self._quarantine: dict[str, str] = {}  # sanitised key -> why it is skipped
         self._hours = HourlyRuns()  # the fleet's runs per hour, fed with the rings
 
     # -- the managed set --------------------------------------------------------------------
@@ -146,6 +147,23 @@ class KeyRegistry:
     def with_errors(self) -> set[str]:
         with self._lock:
             return {k for k, s in self._keys.items() if s.error is not None}
+
+    # -- quarantine -------------------------------------------------------------------------
+
+    def quarantine(self, key: str, why: str) -> bool:
+        """Skip ``key`` from now on (until restart); True the first time (alert once)."""
+        with self._lock:
+            new = key not in self._quarantine
+            self._quarantine.setdefault(key, why)
+            return new
+
+    def is_quarantined(self, key: str) -> bool:
+        with self._lock:
+            return key in self._quarantine
+
+    def quarantined(self) -> tuple[tuple[str, str], ...]:
+        with self._lock:
+            return tuple(sorted(self._quarantine.items()))
 
     def seed_history(self, runs: Mapping[str, list[Run]]) -> None:
         """Fill the rings at start-up from one grouped query (``history.recent_runs``)."""

@@ -165,12 +165,27 @@ def overview(
         + "<figure><figcaption>Rotations per hour, last 7 days (failures in red)</figcaption>"
         + f"{svg.rotations_per_hour(_hours(status))}</figure></div>"
         + needs
+        + _quarantined(status.quarantined)
         + f"<h2>All keys ({page.matching} of {page.total} shown by the filter)</h2>"
         + _filter_form(query)
         + _pager(page, query)
         + _table(page.rows, now, "keys")
         + _pager(page, query)
         + "</body></html>"
+    )
+
+
+def _quarantined(found: Sequence[tuple[str, str]]) -> str:
+    """Keys rotator refuses to handle (not managed, so not in the list): named, with why."""
+    if not found:
+        return ""
+    items = "".join(
+        f"<tr><td><code>{esc(k)}</code></td><td>{esc(why)}</td></tr>" for k, why in found
+    )
+    return (
+        f"<h2>Quarantined ({len(found)})</h2>"
+        '<table class="quarantined"><thead><tr><th>key</th><th>why</th></tr></thead>'
+        f"<tbody>{items}</tbody></table>"
     )
 
 

@@ -66,6 +66,7 @@ def status_json(
         "filters": {"q": query.q, "state": query.state},
         "pagination": page.to_json(),
         "keys": [key_json(k, s) for k, s in page.rows],
+        "quarantined": [{"key": key, "why": why} for key, why in status.quarantined],
     }
 
 

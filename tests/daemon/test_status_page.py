@@ -290,3 +290,15 @@ def test_paused_and_stuck_keys_are_states_of_their_own() -> None:
     assert body["keys"][0]["stuck"] is True
     paused = status_json(snap, parse_query("state=paused"))["keys"]
     assert [(k["api_key"], k["paused"]) for k in paused] == [(keys[0].api_key, keys[0].paused)]
+
+
+def test_quarantined_keys_are_named_with_why_and_escaped() -> None:
+    """Keys rotator refuses to handle appear in a section of their own, every value escaped."""
+    snap = replace(
+        fleet_snapshot(5, now=NOW), quarantined=(("bad\\x1b<b>", "invalid api key <script>"),)
+    )
+    page = render_html(snap)
+    section = page.split('<table class="quarantined">', 1)[1].split("</table>", 1)[0]
+    assert "bad\\x1b&lt;b&gt;" in section
+    assert "invalid api key &lt;script&gt;" in section
+    assert "<script>" not in section

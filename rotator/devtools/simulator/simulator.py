@@ -314,6 +314,13 @@ class VonageSimulator:
         except TooManySecretsError as exc:
             raise ValueError(str(exc)) from None
 
+    def delete_secret(self, api_key: str, secret_id: str) -> None:
+        """Revoke a secret as if in the dashboard (an attacker's move in tests); same limits."""
+        try:
+            self._core.state.delete_secret(api_key, secret_id)
+        except UnknownAccountError:
+            raise KeyError(api_key) from None
+
     def secrets(self, api_key: str) -> list[SimSecret]:
         """The account's secrets, oldest first (values included: this is the test's view)."""
         try:
