@@ -27,6 +27,7 @@ from rotator.control.bodies import BodyError, Request, parse_body
 from rotator.control.limits import CallerLimits
 from rotator.control.routes import Route, RouteError, is_control_path, match
 from rotator.errors import (
+    ConfigError,
     KeyHeldError,
     LeaseHeldError,
     RotatorError,
@@ -188,6 +189,8 @@ class ControlApi:
             raise Refused(503, str(exc), {"Retry-After": "5"}) from None
         except NotAvailable as exc:
             raise Refused(501, str(exc)) from None
+        except ConfigError as exc:  # a bad "until" of a pause
+            raise Refused(400, str(exc)[:300]) from None
         except RotatorError as exc:
             log.error("control_failed", action=route.action, error=str(exc))
             return Answer(502, {"error": scrub(str(exc))[:500]})

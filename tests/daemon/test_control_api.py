@@ -268,6 +268,20 @@ def test_pause_holds_rotations_until_resumed(control: Control) -> None:
     assert control.finished(answer.json()["run_id"], token)["status"] in DONE
 
 
+def test_pause_until_the_past_is_400(control: Control) -> None:
+    """A pause whose "until" has passed is refused 400 and nothing is held."""
+
+    def pauses() -> int:
+        return len([e for e in control.audit.events(api_key=OTHER) if e.step == "pause"])
+
+    before = pauses()
+    answer = control.post(
+        f"/v1/keys/{OTHER}/pause", control.oncall(), {"reason": "r", "until": "2001-01-01T00:00Z"}
+    )
+    assert answer.status_code == 400
+    assert pauses() == before
+
+
 def test_rollback_is_501_without_the_rollback_module(control: Control) -> None:
     """Rollback answers 501 with a clear message in a build without rotator rollback."""
     answer = control.post(f"/v1/keys/{SUB}/rollback", control.oncall(), {})
