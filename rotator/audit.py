@@ -1,8 +1,12 @@
-"""The audit log: runs (an updatable summary) and audit events (append-only, hash-chained).
+"""The audit log: runs (a summary derived from, and checked against, chained events) and audit
+events (append-only, hash-chained per key).
 
-Each event's ``hash`` is SHA-256 over its canonical content and the previous event's hash, so an
-edited, deleted or reordered row breaks the chain at that row (``verify_chain``). Writers take one
-lock per append (PostgreSQL advisory lock; SQLite's BEGIN IMMEDIATE) so two daemons never fork it.
+Each event's ``hash`` is SHA-256 over its canonical content and the previous hash of its chain
+(one chain per api key, "" for the rest), so an edited, deleted or reordered row breaks its chain
+at that row. An appender locks only its chain's row of ``audit_heads`` (issue 12: sixteen workers
+on sixteen keys never wait for each other; issue 11: no advisory lock any login could take).
+``fold`` records every key's head in chain "", whose head is anchored in Vault (``rotator.anchor``)
+so a rewritten or truncated log is caught by ``rotator.audit_verify``.
 Nothing here ever holds a secret value: callers pass ids and fingerprints only.
 """
 
@@ -11,27 +15,31 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from rotator.clock import iso, iso_or_none
 from rotator.clock import utcnow as utcnow  # re-exported: older callers import it from here
 from rotator.db import is_postgres, translate_errors
-from rotator.errors import RunNotFoundError
-from rotator.models import AuditEventRow, RunRow
+from rotator.errors import RotatorError, RunNotFoundError
+from rotator.models import AuditEventRow, HeadRow, RunRow
 from rotator.redact import scrub
 
 if TYPE_CHECKING:
     from rotator.events.outbox import OutboxWriter
 
 GENESIS = "0" * 64
-_CHAIN_LOCK = 0x0707_A0D1  # PostgreSQL advisory lock id for appends
+GLOBAL_CHAIN: Final = ""  # events about no key, and the folds of every key's head
+FOLD_STEP: Final = "chain.fold"
+RUN_STEPS: Final = ("run.start", "run.update", "run.status", "run.end")
+_SEQUENCE: Final = "audit_events_seq_seq"  # PostgreSQL: seq for concurrent appenders
 
 
 class RunStatus(StrEnum):
@@ -175,6 +183,17 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Head:
+    """Where chain "" ends: what the Vault anchor and ``--expect-head`` hold."""
+
+    chain_seq: int
+    hash: str
+
+    def to_data(self) -> dict[str, Any]:
+        return {"chain_seq": self.chain_seq, "hash": self.hash}
+
+
+@dataclass(frozen=True)
 class ChainReport:
     ok: bool
     checked: int
@@ -206,9 +225,16 @@ def _hashed_fields(row: AuditEventRow) -> dict[str, Any]:
 class AuditLog:
     """Repository over the runs and audit events tables."""
 
-    def __init__(self, engine: Engine, *, outbox: OutboxWriter | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        outbox: OutboxWriter | None = None,
+        anchor: Callable[[Head], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.outbox = outbox  # consumer events, written in each append's transaction
+        self.anchor = anchor  # keeps the global head outside the database (after every run)
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -260,11 +286,28 @@ class AuditLog:
         """Set the given fields of a run's summary; fields left out keep their value."""
         error = scrub(error) if isinstance(error, str) else error  # defence in depth (issue 11)
         given = {"old_secret_id": old_secret_id, "new_secret_id": new_secret_id, "error": error}
-        fields = {name: value for name, value in given.items() if value is not UNSET}
+        run = self.get_run(run_id)
+        fields = {
+            name: value
+            for name, value in given.items()
+            if value is not UNSET and value != getattr(run, name)
+        }
         if not fields:
-            return
+            return  # nothing changes: no write, no event
         with translate_errors("update the run", self.engine), self.engine.begin() as conn:
             conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**fields))
+            now = utcnow()
+            self._append(  # every fact of a run is chained: verify derives the row from these
+                conn,
+                run_id=run_id,
+                api_key=run.api_key,
+                step="run.update",
+                outcome="ok",
+                started_at=now,
+                finished_at=now,
+                actor=run.actor,
+                detail=fields,
+            )
 
     def finish_run(
         self,
@@ -301,6 +344,7 @@ class AuditLog:
                     "revoke_after": iso_or_none(revoke_after),
                 },
             )
+        self.anchor_head()
         return self.get_run(run_id)
 
     def get_run(self, run_id: str) -> Run:
@@ -353,22 +397,42 @@ class AuditLog:
         return self.runs(api_key=api_key, statuses=[RunStatus.AWAITING_REVOKE], newest_first=False)
 
     def keys_changed(self, after_seq: int) -> tuple[set[str], int]:
-        """API keys with events after ``after_seq``, and the newest seq: what a poller has not
-        seen yet. Appends are serialized (the chain's lock), so seq order is commit order."""
-        query = (
-            sa.select(AuditEventRow.api_key, sa.func.max(AuditEventRow.seq))
-            .where(AuditEventRow.seq > after_seq)
-            .group_by(AuditEventRow.api_key)
-        )
+        """API keys with events after the cursor ``after_seq``, and the next cursor: what a poller
+        has not seen yet. SQLite serializes appends, so seq order is commit order there. On
+        PostgreSQL keys append concurrently, so the cursor is the oldest transaction still open
+        (its snapshot's xmin) and each key's head row carries the transaction that moved it."""
+        if not is_postgres(self.engine):
+            query = (
+                sa.select(AuditEventRow.api_key, sa.func.max(AuditEventRow.seq))
+                .where(AuditEventRow.seq > after_seq)
+                .group_by(AuditEventRow.api_key)
+            )
+            with (
+                translate_errors("read recent audit events", self.engine),
+                self.engine.connect() as c,
+            ):
+                rows = c.execute(query).all()
+            return {r[0] for r in rows if r[0]}, max((r[1] for r in rows), default=after_seq)
+        xmin = sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        changed = sa.select(HeadRow.chain).where(HeadRow.txid >= after_seq)
         with translate_errors("read recent audit events", self.engine), self.engine.connect() as c:
-            rows = c.execute(query).all()
-        return {r[0] for r in rows if r[0]}, max((r[1] for r in rows), default=after_seq)
+            cursor = int(c.execute(xmin).scalar_one())  # before the read: nothing slips between
+            keys = {row[0] for row in c.execute(changed) if row[0]}
+        return keys, cursor
 
     def last_success(self, api_key: str) -> datetime | None:
-        """When ``api_key`` last got a new current secret (a success or one awaiting revoke)."""
-        query = sa.select(sa.func.max(RunRow.started_at)).where(
-            RunRow.api_key == api_key,
-            RunRow.status.in_([RunStatus.SUCCEEDED.value, RunStatus.AWAITING_REVOKE.value]),
+        """When ``api_key`` last got a new current secret (a run whose newest status is a success
+        or awaiting revoke), from the chained events: an edited run row cannot move a schedule."""
+        e = AuditEventRow
+        newest = (
+            sa.select(sa.func.max(e.seq))
+            .where(e.api_key == api_key, e.step.in_(["run.status", "run.end"]))
+            .group_by(e.run_id)
+        )
+        good = [RunStatus.SUCCEEDED.value, RunStatus.AWAITING_REVOKE.value]
+        runs = sa.select(e.run_id).where(e.seq.in_(newest), e.outcome.in_(good))
+        query = sa.select(sa.func.max(e.started_at)).where(
+            e.api_key == api_key, e.step == "run.start", e.run_id.in_(runs)
         )
         with translate_errors("read the last success", self.engine), self.engine.connect() as c:
             value = c.execute(query).scalar()
@@ -482,42 +546,71 @@ class AuditLog:
         with translate_errors("read audit events", self.engine), self.engine.connect() as conn:
             return [Event.from_row(_to_model(AuditEventRow, r)) for r in conn.execute(query).all()]
 
-    def verify_chain(self) -> ChainReport:
-        """Walk every event in order and recompute the chain; report the first broken row."""
-        prev_hash, expected_seq, checked = GENESIS, 1, 0
-        query = sa.select(AuditEventRow).order_by(AuditEventRow.seq)
+    def verify_chain(
+        self, *, anchor: Head | None = None, expect_head: str | None = None
+    ) -> ChainReport:
+        """Recompute every chain, the folds, the heads and every run row (``audit_verify``)."""
+        from rotator.audit_verify import verify
+
         with translate_errors("verify the audit chain", self.engine), self.engine.connect() as c:
-            for raw in c.execute(query.execution_options(yield_per=1000)):
-                row = _to_model(AuditEventRow, raw)
-                if row.seq != expected_seq:
-                    return ChainReport(
-                        False, checked, expected_seq, f"row {expected_seq} is missing"
-                    )
-                if row.prev_hash != prev_hash:
-                    return ChainReport(
-                        False,
-                        checked,
-                        row.seq,
-                        f"row {row.seq} does not follow row {row.seq - 1} "
-                        "(deleted, inserted or reordered)",
-                    )
-                if event_hash(prev_hash, _hashed_fields(row)) != row.hash:
-                    return ChainReport(False, checked, row.seq, f"row {row.seq} was altered")
-                prev_hash, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
-        return ChainReport(True, checked, head=prev_hash)
+            return verify(c, anchor=anchor, expect_head=expect_head)
+
+    def head(self) -> Head:
+        """The end of chain "" (events about no key and the folds)."""
+        query = sa.select(HeadRow.seq, HeadRow.hash).where(HeadRow.chain == GLOBAL_CHAIN)
+        with translate_errors("read the audit head", self.engine), self.engine.connect() as c:
+            row = c.execute(query).first()
+        return Head(row[0], row[1]) if row else Head(0, GENESIS)
+
+    def fold(self) -> Head:
+        """Record in chain "" the head of every key's chain that moved since the last fold, so
+        the global head (anchored outside the database) covers every event written so far."""
+        with translate_errors("fold the audit chains", self.engine), self.engine.begin() as conn:
+            _lock_head(conn, GLOBAL_CHAIN)  # one folder at a time; appenders of keys go on
+            moved = conn.execute(
+                sa.select(HeadRow.chain, HeadRow.seq, HeadRow.hash).where(
+                    HeadRow.chain != GLOBAL_CHAIN, HeadRow.seq > HeadRow.folded_seq
+                )
+            ).all()
+            if moved:
+                now = utcnow()
+                self._append(
+                    conn,
+                    step=FOLD_STEP,
+                    outcome="ok",
+                    started_at=now,
+                    finished_at=now,
+                    detail={"heads": {chain: [seq, hash_] for chain, seq, hash_ in moved}},
+                )
+                conn.execute(
+                    sa.update(HeadRow)
+                    .where(HeadRow.chain == sa.bindparam("c"))
+                    .values(folded_seq=sa.bindparam("s")),
+                    [{"c": chain, "s": seq} for chain, seq, _ in moved],
+                )
+            row = conn.execute(
+                sa.select(HeadRow.seq, HeadRow.hash).where(HeadRow.chain == GLOBAL_CHAIN)
+            ).first()
+        return Head(row[0], row[1]) if row else Head(0, GENESIS)
+
+    def anchor_head(self) -> None:
+        """Fold and hand the head to the anchor (Vault), if one is set; never raises: a run's
+        outcome stands even when Vault is away, and the daemon's timer anchors again."""
+        if self.anchor is None:
+            return
+        try:
+            self.anchor(self.fold())
+        except RotatorError as exc:
+            structlog.get_logger(__name__).warning("audit_anchor_failed", error=str(exc))
 
     def _append(self, conn: Connection, **fields: Any) -> Event:
-        if is_postgres(self.engine):
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK})
-        last = conn.execute(
-            sa.select(AuditEventRow.seq, AuditEventRow.hash)
-            .order_by(AuditEventRow.seq.desc())
-            .limit(1)
-        ).first()
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        chain = fields.get("api_key") or GLOBAL_CHAIN
+        chain_seq, prev_hash = _lock_head(conn, chain)
         detail = fields.pop("detail", None)
         row = AuditEventRow(
-            seq=seq,
+            seq=_next_seq(conn),
+            chain=chain,
+            chain_seq=chain_seq + 1,
             detail=json.dumps(detail, sort_keys=True) if detail is not None else None,
             prev_hash=prev_hash,
             **fields,
@@ -528,10 +621,52 @@ class AuditLog:
         # Values as parameters, not .values(): the statement stays the same, so SQLAlchemy's
         # compiled cache serves it (half the CPU of an audit write; the chain's hot path).
         conn.execute(sa.insert(AuditEventRow), _row_values(row))
+        conn.execute(
+            _MOVE_HEAD_PG if is_postgres(self.engine) else _MOVE_HEAD,
+            {"chain": chain, "seq": row.chain_seq, "hash": row.hash, "txid": row.seq},
+        )
         event = Event.from_row(row)
         if self.outbox is not None:
             self.outbox.write(conn, event)
         return event
+
+
+_MOVE_HEAD = sa.text(
+    "UPDATE audit_heads SET seq = :seq, hash = :hash, txid = :txid WHERE chain = :chain"
+)
+_MOVE_HEAD_PG = sa.text(
+    "UPDATE audit_heads SET seq = :seq, hash = :hash, "
+    "txid = pg_current_xact_id()::text::bigint WHERE chain = :chain"
+)
+
+
+def _lock_head(conn: Connection, chain: str) -> tuple[int, str]:
+    """Lock ``chain``'s head row (made on first use) and return its (chain_seq, hash)."""
+    query = sa.select(HeadRow.seq, HeadRow.hash).where(HeadRow.chain == chain).with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        insert = sa.text(
+            "INSERT INTO audit_heads (chain, seq, hash, folded_seq, txid) "
+            "VALUES (:chain, 0, :hash, 0, 0) ON CONFLICT (chain) DO NOTHING"
+        )
+        conn.execute(insert, {"chain": chain, "hash": GENESIS})
+        row = conn.execute(query).one()
+    return int(row[0]), str(row[1])
+
+
+def _next_seq(conn: Connection) -> int:
+    """A global seq: from a sequence on PostgreSQL (appends of keys run in parallel); the next
+    number on SQLite, whose writers BEGIN IMMEDIATE and so take turns."""
+    if conn.dialect.name == "postgresql":
+        return int(conn.execute(sa.text(f"SELECT nextval('{_SEQUENCE}')")).scalar_one())
+    return (
+        int(
+            conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(AuditEventRow.seq), 0))
+            ).scalar_one()
+        )
+        + 1
+    )
 
 
 def _row_values(row: Any) -> dict[str, Any]:

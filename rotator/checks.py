@@ -11,6 +11,7 @@ import ipaddress
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -70,6 +71,7 @@ def security_warnings(config: Config, config_path: Path | None = None) -> list[C
         results += _readable_by_others(auth.token_file, "vault", "vault.auth.token_file")
     if isinstance(auth, AppRoleAuth) and auth.secret_id_file is not None:
         results += _readable_by_others(auth.secret_id_file, "vault", "vault.auth.secret_id_file")
+    results += grace_warnings(config)
     database = urlsplit(config.database.url)
     if database.password:
         hint = "remove it and use $PGPASSWORD or ~/.pgpass"
@@ -91,6 +93,25 @@ def security_warnings(config: Config, config_path: Path | None = None) -> list[C
             message = f"{name} {safe_url(url)} is plain http:// to a remote host: use https://"
             results.append(_warn(name.partition(".")[0], message))
     return results
+
+
+def grace_warnings(config: Config) -> list[CheckResult]:
+    """A grace period of 0s revokes the old secret the moment the new one is current: every
+    application that built its client at start-up gets 401s until it restarts."""
+    keys = ["rotation.grace_period"] if config.rotation.grace_period <= timedelta(0) else []
+    keys += [
+        f"accounts.overrides {o.api_key}"
+        for o in config.accounts.overrides
+        if o.grace_period is not None and o.grace_period <= timedelta(0)
+    ]
+    return [
+        _warn(
+            "rotation",
+            f"{where}: grace period 0s: applications that cache the secret get 401s at each "
+            "rotation until they re-read Vault (see README, 'Grace period')",
+        )
+        for where in keys
+    ]
 
 
 def _check(area: str, results: list[CheckResult], test: Callable[[], str]) -> bool:

@@ -1,5 +1,7 @@
 """``rotator`` command line. Exit codes: 0 success, 1 a rotation failed or was rolled back,
-2 bad usage or configuration, 3 Vault/Vonage/database unavailable, 75 the key is locked.
+2 bad usage or configuration (also: nothing left to roll back), 3 Vault/Vonage/database
+unavailable, 4 the key's previous secret is in its grace period (try at the time named),
+75 the key is locked.
 
 Commands live in rotator/commands/ and are registered here, by name. A command raises the
 project's errors; the one handler below (``RotatorGroup.invoke``, which ``main`` and every other
@@ -25,6 +27,7 @@ from rotator.commands import (
     holds,
     inspect,
     lease,
+    rollback,
     rotate,
     schema,
     simulate,
@@ -33,7 +36,9 @@ from rotator.commands.context import options
 from rotator.errors import (
     ConfigError,
     DatabaseError,
+    GracePeriodActiveError,
     LeaseHeldError,
+    NothingToRollBackError,
     RotatorError,
     VaultError,
     VonageError,
@@ -42,13 +47,16 @@ from rotator.errors import (
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_GRACE = 4
 EXIT_LOCKED = 75
 
 
 def exit_code(exc: RotatorError) -> int:
     """The README's exit-code table."""
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | NothingToRollBackError):
         return EXIT_USAGE
+    if isinstance(exc, GracePeriodActiveError):
+        return EXIT_GRACE
     if isinstance(exc, LeaseHeldError):
         return EXIT_LOCKED
     if isinstance(exc, VaultError | VonageError | DatabaseError):
@@ -105,6 +113,7 @@ def _main(
 
 
 app.command()(rotate.rotate)
+app.command()(rollback.rollback)
 app.command()(inspect.plan)
 app.command()(inspect.status)
 app.command()(inspect.check)

@@ -7,7 +7,7 @@ a secret value: tokens and secret-ids are named by environment variable or file 
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -203,10 +203,15 @@ class Schedule(_Model):
         return self
 
 
+DEFAULT_GRACE = timedelta(hours=2)
+
+
 class RotationConfig(_Model):
     secret_length: int = policy.DEFAULT_LENGTH
     verify_timeout: Duration = timedelta(seconds=60)
-    grace_period: Duration = timedelta(0)
+    # 2h: longer than External Secrets' default refresh (1h) and Vault Agent's static-secret
+    # re-render (5 min), plus time for the restart they trigger; see config.example.yaml.
+    grace_period: Duration = DEFAULT_GRACE
     schedule: Schedule = Schedule(interval=timedelta(days=30), jitter=timedelta(hours=1))
     on_unidentified: Literal["error", "revoke_older"] = "error"
     lease_ttl: Duration = timedelta(minutes=5)
@@ -450,6 +455,29 @@ class Config(_Model):
     events: EventsConfig = EventsConfig()
     watch: WatchConfig = WatchConfig()
 
+    @model_validator(mode="after")
+    def _grace_shorter_than_schedule(self) -> Config:
+        """A grace period as long as the schedule's gap would have each rotation wait for the
+        last one's grace: the key would never rotate on time (and used to lock apps out)."""
+        default = self.rotation
+        checks = [("rotation (every key without an override)", default.grace_period,
+                   default.schedule)]  # fmt: skip
+        checks += [
+            (f"accounts.overrides {o.api_key}",
+             default.grace_period if o.grace_period is None else o.grace_period,
+             o.schedule or default.schedule)
+            for o in self.accounts.overrides
+            if o.grace_period is not None or o.schedule is not None
+        ]  # fmt: skip
+        for where, grace, schedule in checks:
+            gap = _shortest_gap(schedule)
+            if grace >= gap:
+                raise ValueError(
+                    f"{where}: grace_period {grace} is not shorter than the rotation "
+                    f"schedule's shortest gap {gap}; shorten it or rotate less often"
+                )
+        return self
+
     def override_for(self, api_key: str) -> AccountOverride | None:
         return next((o for o in self.accounts.overrides if o.api_key == api_key), None)
 
@@ -475,6 +503,15 @@ class Config(_Model):
         if override is not None and override.secret_length is not None:
             return override.secret_length
         return self.rotation.secret_length
+
+
+def _shortest_gap(schedule: Schedule) -> timedelta:
+    if schedule.interval is not None:
+        return schedule.interval
+    from rotator.cron import shortest_gap
+
+    assert schedule.cron is not None
+    return shortest_gap(schedule.cron, now=datetime.now(UTC))
 
 
 def _read_env(name: str, field: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+import itertools
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -58,3 +59,17 @@ def _weekday_number(text: str) -> int:
     if text[:3] in _WEEKDAYS:
         return _WEEKDAYS.index(text[:3])
     raise ValueError(f"invalid weekday {text!r} (use 0-7 or sun..sat)")
+
+
+def shortest_gap(expression: str, *, now: datetime, fires: int = 48) -> timedelta:
+    """The shortest spacing of the next ``fires`` fire times of a crontab line."""
+    trigger = cron_trigger(expression)
+    times: list[datetime] = []
+    after = now
+    for _ in range(fires):
+        fire = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+        if fire is None:  # pragma: no cover - a crontab line always fires again
+            break
+        times.append(fire)
+        after = fire
+    return min((b - a for a, b in itertools.pairwise(times)), default=timedelta.max)

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # Alembic is imported only when migrating (start-up speed, is
     from alembic.config import Config as AlembicConfig
 
 # The newest migration in migrations/versions; tests/test_db_head.py keeps it equal to Alembic's.
-SCHEMA_HEAD = "0004_pauses"
+SCHEMA_HEAD = "0005"
 
 
 def migrations_dir() -> Path:
@@ -72,8 +72,18 @@ def make_engine(url: str) -> Engine:
         ) from None
 
 
+# Every rotator session gives up instead of queueing forever behind a lock someone else holds
+# (issue 11 item 9) or a statement that never ends; migrations lift both for their transaction.
+LOCK_TIMEOUT: Final = "10s"
+STATEMENT_TIMEOUT: Final = "60s"
+
+
 def _pg_args() -> dict[str, Any]:
-    return {"connect_timeout": 10, "application_name": "rotator"}
+    return {
+        "connect_timeout": 10,
+        "application_name": "rotator",
+        "options": f"-c lock_timeout={LOCK_TIMEOUT} -c statement_timeout={STATEMENT_TIMEOUT}",
+    }
 
 
 def _sqlite_serialized_writes(engine: Engine) -> None:
@@ -129,6 +139,7 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         yield
         return
     with translate_errors("lock the schema for migration", engine), engine.connect() as conn:
+        conn.execute(sa.text("SET lock_timeout = 0"))  # undone by the rollback on close
         conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": _STARTUP_LOCK})
         try:
             yield
@@ -164,6 +175,8 @@ def upgrade(engine: Engine) -> str | None:
 
     with translate_errors("migrate the database", engine), engine.begin() as connection:
         if is_postgres(engine):
+            connection.execute(sa.text("SET LOCAL lock_timeout = 0"))
+            connection.execute(sa.text("SET LOCAL statement_timeout = 0"))
             connection.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK}
             )

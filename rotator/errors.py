@@ -8,6 +8,7 @@ library, and chained with ``from``. Messages never contain a secret value.
     │   └── InvalidIdentifierError   an API key or secret id that fails its strict pattern
     ├── DatabaseError                the audit database is unreachable or not migrated
     ├── LeaseHeldError               another rotation holds this key's lease
+    ├── GracePeriodActiveError       a rotation would revoke a previous secret inside its grace
     ├── RunNotFoundError             no run with that id in the audit log
     ├── VaultError
     │   ├── VaultUnavailableError    unreachable, sealed or 5xx
@@ -30,10 +31,13 @@ library, and chained with ``from``. Messages never contain a secret value.
     └── RotationError
         ├── UnidentifiedSecretError  two secrets and no record of which one is current
         ├── VerificationFailedError  the new secret never authenticated
+        ├── NothingToRollBackError   no previous secret left on Vonage to go back to
         └── NoWorkingSecretError     nothing rotator holds authenticates any more
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class RotatorError(Exception):
@@ -79,6 +83,17 @@ class KeyHeldError(RotatorError):
 
 class LeaseHeldError(RotatorError):
     hint = "another rotation of this key is in progress; retry when it has finished"
+
+
+class GracePeriodActiveError(RotatorError):
+    """A non-emergency rotation would revoke the previous secret before its ``revoke_after``:
+    applications that cached it may still use it. ``until`` is when the key may rotate again."""
+
+    hint = "retry then, pass --wait SECONDS, or --emergency --reason TEXT to cut it short"
+
+    def __init__(self, message: str, *, until: datetime, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.until = until
 
 
 class VaultError(RotatorError):
@@ -193,6 +208,10 @@ class VerificationFailedError(RotationError):
     hint = "the new secret was rolled back and the old one is still current; re-run later"
 
 
+class NothingToRollBackError(RotationError):
+    hint = "the grace period is over: rotate again instead (`rotator rotate API_KEY`)"
+
+
 class NoWorkingSecretError(RotationError):
     hint = "put a working secret in Vault for this key (see README, 'Adopting a key')"
 
@@ -200,9 +219,11 @@ class NoWorkingSecretError(RotationError):
 __all__ = [
     "ConfigError",
     "DatabaseError",
+    "GracePeriodActiveError",
     "InvalidIdentifierError",
     "LeaseHeldError",
     "NoWorkingSecretError",
+    "NothingToRollBackError",
     "RotationError",
     "RotatorError",
     "RunNotFoundError",

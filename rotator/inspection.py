@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +11,7 @@ from rotator.audit import Run
 from rotator.clock import utcnow
 from rotator.errors import RotatorError
 from rotator.lease import LeaseInfo
-from rotator.protocol import Plan, plan
+from rotator.protocol import Plan, grace_until, plan
 from rotator.secret import Credentials
 from rotator.services import Services
 from rotator.vonage import SecretInfo
@@ -61,6 +61,7 @@ class KeyView:
     last_run: Run | None = None
     last_success: datetime | None = None
     lease: LeaseInfo | None = None
+    grace_until: datetime | None = None  # the previous secret's grace period ends then
     plan: Plan | None = None
     error: str | None = None
 
@@ -99,6 +100,7 @@ class KeyView:
             },
             "last_run": self.last_run.to_json() if self.last_run else None,
             "last_success": self.last_success.isoformat() if self.last_success else None,
+            "grace_until": self.grace_until.isoformat() if self.grace_until else None,
             "lease": (
                 {"owner": self.lease.owner, "expires_at": self.lease.expires_at.isoformat()}
                 if self.lease and self.lease.active
@@ -132,11 +134,13 @@ def observe(
         record = services.vault.read_current(api_key)
         state = services.vault.read_state(api_key)
         seen = runio.observe(services.vonage, api_key, secrets, record, state)
+        seen = replace(seen, promised_until=runio.promised_until(services.audit, api_key))
         decided = plan(
             seen,
             emergency=emergency,
             grace_period=config.grace_period_for(api_key),
             revoke_older_if_unidentified=config.rotation.on_unidentified == "revoke_older",
+            now=utcnow(),
         )
     except RotatorError as exc:
         return KeyView(**common, error=str(exc))
@@ -150,5 +154,6 @@ def observe(
         pending_id=state.pending.secret_id if state.pending else None,
         previous_id=seen.previous_id,
         adopted_id=state.adopted_id,
+        grace_until=grace_until(seen, now=utcnow(), emergency=False),
         plan=decided,
     )

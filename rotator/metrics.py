@@ -70,6 +70,13 @@ class Metrics:
             ["api_key"],
             registry=r,
         )
+        self.grace_until = Gauge(
+            "rotator_grace_until_timestamp_seconds",
+            "When the previous secret's grace period ends (Unix time); 0 when none: the key's "
+            "next rotation is postponed until then.",
+            ["api_key"],
+            registry=r,
+        )
         self.keys_watched = Gauge(
             "rotator_keys_watched", "Keys the drift watch compares with Vonage.", registry=r
         )
@@ -119,6 +126,7 @@ class Metrics:
         max_age_seconds: float,
         last_run_failed: bool,
         secret_since: datetime | None = None,
+        grace_until: datetime | None = None,
     ) -> None:
         """``secret_since`` (default: ``last_success``) is what the secret's age counts from:
         for a key rotator never rotated, Vault's ``rotated_at`` may still tell."""
@@ -132,6 +140,8 @@ class Metrics:
                 self.next_rotation.labels(api_key=api_key).set(next_due.timestamp())
             self.max_secret_age.labels(api_key=api_key).set(max_age_seconds)
             self.last_run_failed.labels(api_key=api_key).set(1 if last_run_failed else 0)
+            grace = grace_until.timestamp() if grace_until is not None else 0
+            self.grace_until.labels(api_key=api_key).set(grace)
 
     def remove_key(self, api_key: str) -> None:
         """Forget a key discovery dropped, so no stale series keeps alerting."""
@@ -143,6 +153,7 @@ class Metrics:
                 self.next_rotation,
                 self.last_success,
                 self.last_run_failed,
+                self.grace_until,
                 self.last_watch,
                 self.paused,
                 self.stuck,

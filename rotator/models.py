@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Index,
     Integer,
@@ -70,11 +71,16 @@ class RunRow(Base):
 
 
 class AuditEventRow(Base):
-    """One step of a run (or a daemon event), append-only and hash-chained."""
+    """One step of a run (or a daemon event), append-only and hash-chained in its ``chain`` (the
+    api key; "" for events about no key, for the folds of every key's head, and for events
+    written before migration 0004). ``seq`` is unique across chains, ``chain_seq`` counts 1, 2, …
+    within one."""
 
     __tablename__ = "audit_events"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    chain: Mapped[str] = mapped_column(String(64), server_default="")
+    chain_seq: Mapped[int] = mapped_column(Integer, server_default="0")
     run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     api_key: Mapped[str | None] = mapped_column(String(64), index=True)
     step: Mapped[str] = mapped_column(String(32))
@@ -89,6 +95,23 @@ class AuditEventRow(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (Index("uq_audit_events_chain_seq", "chain", "chain_seq", unique=True),)
+
+
+class HeadRow(Base):
+    """The newest event of each chain. Appenders lock their chain's row (so appends of two keys
+    never wait for each other); ``folded_seq`` is the ``chain_seq`` the global chain ("") last
+    recorded for it; ``txid`` orders changes for pollers (the PostgreSQL transaction id, on
+    SQLite the event's ``seq``). Writable by the daemon role only."""
+
+    __tablename__ = "audit_heads"
+
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    folded_seq: Mapped[int] = mapped_column(Integer, server_default="0")
+    txid: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True)
 
 
 class LeaseRow(Base):

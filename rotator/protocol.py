@@ -8,9 +8,11 @@ server, and keeps each step idempotent: each decision first asks whether its wor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from rotator.clock import iso
 
 
 class Step(StrEnum):
@@ -39,6 +41,10 @@ class Observed:
     record_authenticates: bool | None = None  # None: not checked
     previous_id: str | None = None  # Vault's "previous" bookkeeping
     adopted_id: str | None = None  # named by an operator with `rotator adopt`
+    previous_revoke_after: datetime | None = None  # when the previous secret's grace ends
+    # A run awaiting revocation promised its old secret until then (even one whose value Vault
+    # never held: applications configured by hand may use it).
+    promised_until: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,14 +90,57 @@ class MakeRoom:
     revoke: tuple[str, ...]
     old_id: str | None  # the secret still in use after making room
     reason: str
+    cut_grace: datetime | None = None  # an emergency revokes a previous secret this early
 
 
 class Unidentified(Exception):
     """Two secrets and no way to tell which one applications use."""
 
 
-def make_room(seen: Observed, who: Identified, *, revoke_older_if_unidentified: bool) -> MakeRoom:
-    """Vonage allows two secrets: with two, revoke the one that is not current."""
+class GraceNotOver(Exception):
+    """Making room would revoke a previous secret applications may still use (its grace)."""
+
+    def __init__(self, secret_id: str, until: datetime) -> None:
+        super().__init__(f"the previous secret {secret_id} is in its grace period until {until}")
+        self.secret_id, self.until = secret_id, until
+
+
+def grace_until(seen: Observed, *, now: datetime, emergency: bool) -> datetime | None:
+    """When a non-emergency rotation may run, if the previous secret's grace has not ended.
+
+    A rotation makes room by revoking the previous secret; before its ``revoke_after`` an
+    application that cached it (well inside the grace period) would be locked out. Only an
+    emergency cuts a grace period short.
+    """
+    candidates = [seen.promised_until]
+    if seen.previous_id is not None:
+        candidates.append(seen.previous_revoke_after)
+    pending = [c for c in candidates if c is not None and c > now]
+    return None if emergency or not pending else max(pending)
+
+
+def make_room(
+    seen: Observed,
+    who: Identified,
+    *,
+    revoke_older_if_unidentified: bool,
+    now: datetime | None = None,
+    emergency: bool = False,
+) -> MakeRoom:
+    """Vonage allows two secrets: with two, revoke the one that is not current — never a
+    previous secret inside its grace period unless ``emergency`` (``GraceNotOver``)."""
+    room = _make_room(seen, who, revoke_older_if_unidentified=revoke_older_if_unidentified)
+    if now is None or seen.previous_id not in room.revoke:
+        return room
+    until = grace_until(seen, now=now, emergency=False)
+    if until is None:
+        return room
+    if not emergency:
+        raise GraceNotOver(seen.previous_id or "", until)
+    return replace(room, cut_grace=until)
+
+
+def _make_room(seen: Observed, who: Identified, *, revoke_older_if_unidentified: bool) -> MakeRoom:
     ids = seen.vonage_ids
     if len(ids) < 2:
         return MakeRoom(revoke=(), old_id=who.old_id, reason="room for a new secret")
@@ -222,6 +271,7 @@ class Plan:
     current_id: str | None
     actions: tuple[str, ...]
     blocked: str | None = None
+    waits_until: datetime | None = None  # the previous secret's grace period ends then
 
 
 def plan(
@@ -230,6 +280,7 @@ def plan(
     emergency: bool,
     grace_period: timedelta,
     revoke_older_if_unidentified: bool,
+    now: datetime | None = None,
 ) -> Plan:
     """The actions ``rotate`` would take given ``seen`` — computed, never performed."""
     who = identify(seen)
@@ -237,7 +288,14 @@ def plan(
         room = make_room(seen, who, revoke_older_if_unidentified=revoke_older_if_unidentified)
     except Unidentified as exc:
         return Plan(current_id=None, actions=(), blocked=str(exc))
-    actions = [f"revoke {secret_id} ({room.reason})" for secret_id in room.revoke]
+    waits = None if now is None else grace_until(seen, now=now, emergency=emergency)
+    actions = [f"wait until {iso(waits)} (the previous secret's grace period)"] if waits else []
+    cut = now is not None and emergency and grace_until(seen, now=now, emergency=False)
+    actions += [
+        f"revoke {secret_id} ({room.reason})"
+        + (" cutting its grace period short" if cut and secret_id == seen.previous_id else "")
+        for secret_id in room.revoke
+    ]
     actions += [
         "generate a new secret and stage it in Vault as pending",
         "create it on Vonage",
@@ -252,4 +310,4 @@ def plan(
         actions.append(f"revoke {room.old_id} after the grace period ({grace_period})")
     else:
         actions.append(f"revoke {room.old_id}")
-    return Plan(current_id=who.current_id, actions=tuple(actions))
+    return Plan(current_id=who.current_id, actions=tuple(actions), waits_until=waits)

@@ -15,17 +15,32 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
-from rotator import recovery
+from rotator import protocol, recovery
 from rotator.audit import AuditLog, Run, RunStatus, Trigger
+from rotator.clock import iso, utcnow
 from rotator.config import Config
-from rotator.errors import LeaseHeldError, RotatorError, VonageSecretLimitError
+from rotator.errors import (
+    GracePeriodActiveError,
+    LeaseHeldError,
+    RotatorError,
+    VonageSecretLimitError,
+)
 from rotator.lease import Lease, LeaseInfo, Leases
-from rotator.runio import Deps, RunIO, RunRecord, no_boundary, supersede
-from rotator.steps import revoke_now, walk
+from rotator.protocol import Observed
+from rotator.runio import (
+    Deps,
+    RunIO,
+    RunRecord,
+    no_boundary,
+    promised_until,
+    revoke_after_of,
+    supersede,
+)
+from rotator.steps import grace_error, revoke_now, walk
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
@@ -81,15 +96,50 @@ class Rotator:
         emergency: bool = False,
         lock_wait: timedelta | None = None,
         on_wait: Callable[[LeaseInfo], None] | None = None,
+        grace_wait: timedelta = timedelta(0),
+        on_grace: Callable[[datetime], None] | None = None,
         on_start: Callable[[Run], None] | None = None,
     ) -> Outcome:
-        """Rotate ``api_key`` once (after finishing any run a crash left behind);
-        ``on_start`` is told the run as soon as it is recorded (the control API's 202)."""
+        """Rotate ``api_key`` once (after finishing any run a crash left behind).
+
+        A non-emergency rotation never revokes a previous secret inside its grace period: it
+        raises ``GracePeriodActiveError`` naming when it can run, or, when that is within
+        ``grace_wait``, sleeps until then (the lease released meanwhile) and runs.
+        ``on_start`` is told the run as soon as it is recorded (the control API's 202).
+        """
         wait = self.config.rotation.lock_wait if lock_wait is None else lock_wait
+        deadline = utcnow() + grace_wait
+        resumed: list[Run] = []
+        while True:
+            try:
+                return self._rotate_once(
+                    api_key, trigger, actor, reason, emergency, wait, on_wait, resumed, on_start
+                )
+            except GracePeriodActiveError as exc:
+                if exc.until > deadline:
+                    raise
+                if on_grace is not None:
+                    on_grace(exc.until)
+                self.deps.sleep(max(0.0, (exc.until - utcnow()).total_seconds()) + 0.01)
+
+    def _rotate_once(
+        self,
+        api_key: str,
+        trigger: Trigger,
+        actor: str,
+        reason: str | None,
+        emergency: bool,
+        wait: timedelta,
+        on_wait: Callable[[LeaseInfo], None] | None,
+        resumed: list[Run],
+        on_start: Callable[[Run], None] | None = None,
+    ) -> Outcome:
         lease = self.leases.acquire(api_key, wait=wait, on_wait=on_wait)
         structlog.contextvars.bind_contextvars(api_key=api_key)
         try:
-            resumed = self._resume_all(api_key, lease)
+            resumed += self._resume_all(api_key, lease)
+            if not emergency:
+                self._refuse_inside_grace(api_key)
             run = self.audit.start_run(
                 api_key=api_key,
                 trigger=Trigger.EMERGENCY if emergency else trigger,
@@ -105,6 +155,27 @@ class Rotator:
         finally:
             structlog.contextvars.unbind_contextvars("api_key", "run_id", "step")
             self._release(lease)
+
+    def grace_until(self, api_key: str, *, emergency: bool = False) -> datetime | None:
+        """When the key's previous secret's grace period ends, if it has not yet: Vault's
+        ``previous.revoke_after``, or a run awaiting revocation (its old secret may have had no
+        value in Vault, yet applications configured by hand may use it until then)."""
+        state = self.vault.read_state(api_key)
+        seen = Observed(
+            vonage_ids=(),
+            record_exists=False,
+            record_secret_id=None,
+            previous_id=state.previous.secret_id if state.previous else None,
+            previous_revoke_after=revoke_after_of(state),
+            promised_until=promised_until(self.audit, api_key),
+        )
+        return protocol.grace_until(seen, now=utcnow(), emergency=emergency)
+
+    def _refuse_inside_grace(self, api_key: str) -> None:
+        until = self.grace_until(api_key)
+        if until is not None:
+            log.info("rotation_postponed", api_key=api_key, grace_until=iso(until))
+            raise grace_error(api_key, until)
 
     def resume_unfinished(self, api_key: str) -> list[Run]:
         """Finish or roll back every run of ``api_key`` a crash left running."""

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import structlog
 
 from rotator.audit import AuditLog, Run, RunStatus
-from rotator.clock import utcnow
+from rotator.clock import parse, utcnow
 from rotator.config import Config
 from rotator.errors import RotationError, RotatorError, VonageAuthError, VonageError
 from rotator.lease import Lease, Leases
@@ -133,7 +133,29 @@ def observe(
         record_authenticates=works,
         previous_id=state.previous.secret_id if state.previous else None,
         adopted_id=state.adopted_id,
+        previous_revoke_after=revoke_after_of(state),
     )
+
+
+def revoke_after_of(state: RotationState) -> datetime | None:
+    """When the previous secret's grace period ends (None: it has none, or there is none)."""
+    previous = state.previous
+    if previous is None or not previous.revoke_after:
+        return None
+    try:
+        return parse(previous.revoke_after)
+    except ValueError:
+        return None
+
+
+def promised_until(audit: AuditLog, api_key: str) -> datetime | None:
+    """The latest ``revoke_after`` of the key's runs awaiting revocation of an old secret."""
+    promised = [
+        run.revoke_after
+        for run in audit.awaiting_revoke(api_key)
+        if run.revoke_after is not None and run.old_secret_id
+    ]
+    return max(promised, default=None)
 
 
 def supersede(deps: Deps, run: Run, why: str) -> Run:

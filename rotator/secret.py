@@ -41,8 +41,10 @@ class Secret:
     def reveal(self) -> str:
         return self._value
 
-    def fingerprint(self, key: bytes = b"rotator") -> str:
-        """A short HMAC-SHA256 fingerprint: tells two secrets apart without revealing either."""
+    def fingerprint(self, key: bytes) -> str:
+        """A short HMAC-SHA256 fingerprint: tells two secrets apart without revealing either.
+        ``key`` is the installation's own (``VaultStore.fingerprint_key``), never a constant:
+        with a known key anyone could confirm a guessed secret against the audit log."""
         digest = hmac.new(key, self._value.encode(), hashlib.sha256).hexdigest()
         return f"hmac-sha256:{digest[:16]}"
 

@@ -52,11 +52,12 @@ def build(
 ) -> Services:
     """``boundary``: called around every rotation step (see ``Rotator``); none by default."""
     engine = open_database(config, migrate=migrate)
+    from rotator.anchor import VaultAnchor
     from rotator.events.deliverer import writer_for
 
-    audit = AuditLog(engine, outbox=writer_for(config))
-    leases = Leases(engine, ttl=config.rotation.lease_ttl)
     vault = VaultStore(config.vault)
+    audit = AuditLog(engine, outbox=writer_for(config), anchor=VaultAnchor(vault))
+    leases = Leases(engine, ttl=config.rotation.lease_ttl)
     vonage = VonageClient(
         config.vonage, limiter=limiter or RateLimiter(config.vonage.max_calls_per_second)
     )

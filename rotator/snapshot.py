@@ -93,6 +93,7 @@ class KeyStatus:
     last_success: datetime | None
     next_due: datetime | None
     rotating_here: bool
+    postponed_until: datetime | None = None  # a refused rotation waits for a grace to end
     last_run: Run | None
     lease: LeaseSummary | None
     error: str | None  # the last check's own error (database down...), if any
@@ -103,11 +104,13 @@ class KeyStatus:
 
     @property
     def grace_until(self) -> datetime | None:
-        """When the old secret is revoked, while it still works (a run awaiting revoke)."""
+        """When the old secret is revoked, while it still works (a run awaiting revoke), or
+        until when the daemon postponed the key's rotation for a grace period."""
         run = self.last_run
-        if run is None or run.status != RunStatus.AWAITING_REVOKE:
-            return None
-        return run.revoke_after
+        awaiting = None
+        if run is not None and run.status == RunStatus.AWAITING_REVOKE:
+            awaiting = run.revoke_after
+        return max((m for m in (awaiting, self.postponed_until) if m is not None), default=None)
 
     @property
     def failing(self) -> bool:

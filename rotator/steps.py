@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
@@ -21,6 +21,7 @@ from rotator import policy
 from rotator.audit import Run, RunStatus
 from rotator.clock import iso, utcnow
 from rotator.errors import (
+    GracePeriodActiveError,
     RotationError,
     UnidentifiedSecretError,
     VaultConflictError,
@@ -34,6 +35,7 @@ from rotator.errors import (
     VonageTransportError,
 )
 from rotator.protocol import (
+    GraceNotOver,
     Step,
     Unidentified,
     identify,
@@ -63,7 +65,7 @@ def inspect(io: RunIO, rec: RunRecord) -> RunRecord:
         report.detail = {
             "vonage_secret_ids": [s.id for s in listed],
             "vault_secret_id": record.secret_id if record else None,
-            "vault_fingerprint": record.api_secret.fingerprint() if record else None,
+            "vault_fingerprint": io.deps.vault.fingerprint(record.api_secret) if record else None,
         }
     return replace(rec, listed=tuple(listed), record=record, state=state)
 
@@ -81,11 +83,15 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
                 who,
                 revoke_older_if_unidentified=rec.emergency
                 or deps.config.rotation.on_unidentified == "revoke_older",
+                now=utcnow(),
+                emergency=rec.emergency,
             )
         except Unidentified as exc:
             raise UnidentifiedSecretError(
                 f"{rec.api_key} has {exc}; rotator will not guess which one applications use"
             ) from None
+        except GraceNotOver as exc:
+            raise grace_error(rec.api_key, exc.until) from None
         rec = io.checkpoint(replace(rec, old_id=plan.old_id))
         deps.audit.update_run(rec.run.id, old_secret_id=plan.old_id)
         report.detail = {"current_id": who.current_id, "old_id": plan.old_id}
@@ -93,6 +99,11 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
             report.outcome = "skipped"
             return rec
         report.detail.update(revoked=list(plan.revoke), reason=plan.reason)
+        if plan.cut_grace is not None:  # only an emergency gets here: the audit log says so
+            report.detail["cut_grace"] = {
+                "secret_id": seen.previous_id,
+                "revoke_after": iso(plan.cut_grace),
+            }
         for secret_id in plan.revoke:
             report.request_id = io.revoke(rec.api_key, secret_id)
         rec = io.checkpoint(
@@ -109,11 +120,20 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
     return rec
 
 
+def grace_error(api_key: str, until: datetime) -> GracePeriodActiveError:
+    """The refusal of a rotation that would cut ``api_key``'s grace period short."""
+    return GracePeriodActiveError(
+        f"{api_key}: its previous secret is in its grace period until {iso(until)}; "
+        f"a non-emergency rotation can run from then",
+        until=until,
+    )
+
+
 def generate(io: RunIO, rec: RunRecord) -> RunRecord:
     with io.step(Step.GENERATE) as report:
         length = io.deps.config.secret_length_for(rec.api_key)
         secret = policy.generate(length)
-        report.detail = {"length": length, "fingerprint": secret.fingerprint()}
+        report.detail = {"length": length, "fingerprint": io.deps.vault.fingerprint(secret)}
     return replace(rec, new_secret=secret)
 
 

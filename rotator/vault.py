@@ -13,8 +13,9 @@ hvac/requests errors are translated here, once, to ``VaultError`` subclasses.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict, TypeVar, Unpack
 
@@ -106,6 +107,8 @@ class StateChanges(TypedDict, total=False):
 # What applications read in ``rotated_at``: kept in the form it always had (consumers and the
 # daemon parse it); ``rotator.clock.parse`` reads it too.
 ROTATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+INTERNAL = ".rotator"  # <state_prefix>/.rotator/: rotator's own records
+FINGERPRINT_KEY = "fingerprint-key"
 
 
 class VaultStore:
@@ -128,6 +131,7 @@ class VaultStore:
             namespace=config.namespace,
         )
         self._logged_in = False
+        self._fingerprint_key: bytes | None = None
 
     def __repr__(self) -> str:
         return f"VaultStore(url={self._config.url!r}, mount={self._config.mount!r})"
@@ -142,6 +146,11 @@ class VaultStore:
 
     def describe(self, api_key: str) -> str:
         return f"{self._config.mount}/{self.current_path(api_key)}"
+
+    def internal_path(self, name: str) -> str:
+        """Rotator's own records (audit anchor, fingerprint key): under the state prefix, in a
+        folder no api key can name (keys have no dot), so no consumer policy reaches them."""
+        return f"{self._config.state_prefix}/{INTERNAL}/{name}"
 
     # -- public operations ------------------------------------------------------------------
 
@@ -296,6 +305,35 @@ class VaultStore:
             if lacking:
                 missing[path] = lacking
         return missing
+
+    def read_internal(self, name: str) -> tuple[dict[str, Any], int] | None:
+        """One of rotator's own records and its version (None: never written)."""
+        return self._read(self.internal_path(name))
+
+    def write_internal(self, name: str, data: dict[str, Any], *, cas: int) -> int:
+        """Check-and-set write of one of rotator's own records (``cas=0``: create only)."""
+        return self._write(self.internal_path(name), data, cas)
+
+    def fingerprint(self, secret: Secret) -> str:
+        """``secret``'s fingerprint under this installation's key (what the audit log holds)."""
+        return secret.fingerprint(self.fingerprint_key())
+
+    def fingerprint_key(self) -> bytes:
+        """This installation's HMAC key for secret fingerprints: made once (check-and-set, so
+        replicas starting together agree), then read; never logged. A fixed key would let anyone
+        test a guessed secret against the fingerprints in the audit log."""
+        if self._fingerprint_key is None:
+            found = self.read_internal(FINGERPRINT_KEY)
+            if found is None:
+                new = {"key": secrets.token_hex(32)}
+                with suppress(VaultConflictError):  # another replica made it first: use theirs
+                    self.write_internal(FINGERPRINT_KEY, new, cas=0)
+                found = self.read_internal(FINGERPRINT_KEY)
+            key = found[0].get("key") if found else None
+            if not isinstance(key, str) or len(key) < 32:
+                raise VaultDataError(f"{self.internal_path(FINGERPRINT_KEY)} holds no key")
+            self._fingerprint_key = bytes.fromhex(key)
+        return self._fingerprint_key
 
     def list_keys(self) -> list[str]:
         """API keys with a record on the application path."""

@@ -142,12 +142,13 @@ def test_events_filter_by_run_and_key_in_order(audit: AuditLog) -> None:
 
 
 def test_chain_verifies_after_a_history_of_runs(audit: AuditLog) -> None:
-    """Every appended event links to the one before; the whole chain verifies."""
+    """Every event of a key links to the key's event before it; the whole log verifies."""
     for status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ROLLED_BACK):
         run_id = start(audit)
-        audit.record(run_id=run_id, step="inspect", outcome="ok", started_at=utcnow())
+        audit.record(run_id=run_id, api_key="k1", step="inspect", outcome="ok", started_at=utcnow())
         audit.finish_run(run_id, status)
     events = audit.events()
+    assert {e.api_key for e in events} == {"k1"}
     assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(events))
     report = audit.verify_chain()
     assert (report.ok, report.checked) == (True, len(events))

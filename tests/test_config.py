@@ -60,7 +60,7 @@ def test_minimal_config_gets_safe_defaults() -> None:
     assert config.database.url == "sqlite:///rotator.db"
     assert config.rotation.secret_length == 25
     assert config.rotation.verify_timeout == timedelta(seconds=60)
-    assert config.rotation.grace_period == timedelta(0)
+    assert config.rotation.grace_period == timedelta(hours=2)
     assert config.rotation.on_unidentified == "error"
     assert isinstance(config.vault.auth, TokenAuth)
 

@@ -167,8 +167,9 @@ def test_demo_shows_every_key_succeeded_in_the_status_table(demo_run: DemoRun) -
 
 
 def test_demo_verifies_the_audit_chain(demo_run: DemoRun) -> None:
-    """The demo reports the hash chain verified, and the kept audit database agrees."""
-    assert re.search(r"Audit chain verified: 40 events", demo_run.output), demo_run.output
+    """The demo reports the hash chain verified, and the kept audit database agrees (12 events
+    a run, 2 of them run.update, and a fold after each run)."""
+    assert re.search(r"Audit chain verified: 52 events", demo_run.output), demo_run.output
     config = load_config(demo_run.workdir / "config.yaml")
     engine = make_engine(config.database.url)
     try:
@@ -177,15 +178,15 @@ def test_demo_verifies_the_audit_chain(demo_run: DemoRun) -> None:
         statuses = {run.api_key: run.status for run in audit.runs()}
     finally:
         engine.dispose()
-    assert (report.ok, report.checked) == (True, 40)
+    assert (report.ok, report.checked) == (True, 52)
     assert statuses == dict.fromkeys(KEYS, RunStatus.SUCCEEDED)
 
 
 def test_demo_shows_the_audit_trail_of_each_run(demo_run: DemoRun) -> None:
     """Every run's steps are printed, from run.start through revoke to run.end."""
     steps = re.findall(r"^│\s*\d+\s*│\s*([a-z_.]+)\s*│", demo_run.output, re.MULTILINE)
-    one_run = ["run.start", "inspect", "make_room", "generate", "stage", "create", "verify",
-               "promote", "revoke", "run.end"]  # fmt: skip
+    one_run = ["run.start", "inspect", "run.update", "make_room", "generate", "stage",
+               "run.update", "create", "verify", "promote", "revoke", "run.end"]  # fmt: skip
     assert steps == one_run * len(KEYS)
 
 

@@ -17,6 +17,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -840,3 +841,55 @@ def test_rotator_down_fires_when_no_daemon_reports(tmp_path: Path) -> None:
         ],
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- Kubernetes consumer recipes ----------------------------------------------------------------
+
+CONSUMERS = K8S / "consumers"
+
+
+def consumer_objects(name: str) -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in yaml.safe_load_all((CONSUMERS / name).read_text()) if d}
+
+
+def test_consumer_deployments_match_the_api_schemas() -> None:
+    """The example applications' Deployments validate against the Kubernetes schemas."""
+    validate = pytest.importorskip("kubernetes_validate")
+    for name in ("external-secrets.yaml", "vault-secrets-operator.yaml"):
+        validate.validate(consumer_objects(name)["Deployment"], "1.30", strict=True)
+
+
+def test_external_secret_reads_rotators_path_and_reloads_the_app() -> None:
+    """The ExternalSecret reads vonage/<key> from the KV v2 mount; Reloader watches its target."""
+    found = consumer_objects("external-secrets.yaml")
+    store = found["SecretStore"]["spec"]["provider"]["vault"]
+    assert (store["path"], store["version"]) == ("secret", "v2")
+    spec = found["ExternalSecret"]["spec"]
+    assert {d["remoteRef"]["key"] for d in spec["data"]} == {"vonage/sub00001"}
+    assert {d["remoteRef"]["property"] for d in spec["data"]} == {"api_key", "api_secret"}
+    annotations = found["Deployment"]["metadata"]["annotations"]
+    assert annotations["secret.reloader.stakater.com/reload"] == spec["target"]["name"]
+    env = found["Deployment"]["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    assert env == [{"secretRef": {"name": spec["target"]["name"]}}]
+
+
+def test_vault_static_secret_restarts_the_app() -> None:
+    """The VaultStaticSecret reads vonage/<key> (kv-v2) and rolls the Deployment on change."""
+    found = consumer_objects("vault-secrets-operator.yaml")
+    spec = found["VaultStaticSecret"]["spec"]
+    assert (spec["mount"], spec["type"], spec["path"]) == ("secret", "kv-v2", "vonage/sub00001")
+    targets = spec["rolloutRestartTargets"]
+    assert targets == [{"kind": "Deployment", "name": found["Deployment"]["metadata"]["name"]}]
+    env = found["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env} == {spec["destination"]["name"]}
+
+
+def test_default_grace_outlasts_each_recipes_refresh() -> None:
+    """rotator's default grace period is longer than each recipe's refresh and ESO's 1h default."""
+    from rotator.durations import parse_duration
+
+    grace = Config(vonage=VonageConfig(primary_api_key=PRIMARY)).rotation.grace_period
+    eso = consumer_objects("external-secrets.yaml")["ExternalSecret"]["spec"]["refreshInterval"]
+    vso = consumer_objects("vault-secrets-operator.yaml")["VaultStaticSecret"]["spec"]
+    for refresh in (parse_duration(eso), parse_duration(vso["refreshAfter"]), timedelta(hours=1)):
+        assert refresh < grace

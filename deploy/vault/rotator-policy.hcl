@@ -31,6 +31,14 @@ path "secret/data/rotator-state/*" {
   capabilities = ["create", "read", "update"]
 }
 
+# Rotator's own records, in a folder no api key can name (keys have no dot): the audit chain's
+# head (`audit-anchor`, written check-and-set after every run, compared by `rotator audit verify`)
+# and the per-installation fingerprint key (`fingerprint-key`, created once). Covered by the rule
+# above too; spelled out so a narrower state rule never drops them. No consumer policy may name it.
+path "secret/data/rotator-state/.rotator/*" {
+  capabilities = ["create", "read", "update"]
+}
+
 # Listing the keys that have a record, and reading version metadata (never values); `rotator
 # check` verifies these capabilities on both prefixes.
 path "secret/metadata/vonage/*" {

@@ -17,7 +17,7 @@ from rotator.durations import parse_duration
 from rotator.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rotator.audit import AuditLog, Run, RunStatus
+    from rotator.audit import AuditLog, Head, Run, RunStatus
 
 audit_app = typer.Typer(help="Read and verify the audit log.", invoke_without_command=True)
 
@@ -196,18 +196,36 @@ def show(
 
 
 @audit_app.command("verify")
-def verify() -> None:
-    """Walk the hash chain; exit 1 and name the first altered, deleted or reordered row."""
-    report = _audit_log().verify_chain()
+def verify(
+    expect_head: Annotated[
+        str | None,
+        typer.Option(help="A head printed by an earlier verify: it must still be in the log."),
+    ] = None,
+    anchor: Annotated[
+        bool, typer.Option(help="Compare with the head rotator anchored in Vault.")
+    ] = True,
+) -> None:
+    """Walk every chain, the folds, the heads and the runs; with the Vault anchor (and
+    ``--expect-head``) a deleted tail or a recomputed chain is caught too. Exit 1 if broken."""
+    anchored = _anchored_head() if anchor else None
+    report = _audit_log().verify_chain(anchor=anchored, expect_head=expect_head)
     if report.ok:
-        typer.echo(f"audit chain verified: {report.checked} events, head {report.head}")
+        where = f", anchored at event {anchored.chain_seq}" if anchored else ", no anchor"
+        typer.echo(f"audit chain verified: {report.checked} events, head {report.head}{where}")
         return
     from rotator.escape import terminal
 
+    at = f" at event {report.first_bad_seq}" if report.first_bad_seq is not None else ""
     typer.echo(
         terminal(
-            f"AUDIT CHAIN BROKEN at event {report.first_bad_seq}: {report.problem} "
-            f"({report.checked} events verified before it)"
+            f"AUDIT CHAIN BROKEN{at}: {report.problem} ({report.checked} events verified before it)"
         )
     )
     raise typer.Exit(1)
+
+
+def _anchored_head() -> Head | None:
+    from rotator.anchor import VaultAnchor
+    from rotator.vault import VaultStore
+
+    return VaultAnchor(VaultStore(get_config().vault)).read()

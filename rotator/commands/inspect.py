@@ -35,12 +35,13 @@ def _age(delta: timedelta | None) -> str:
 def _next_due(services: Services, view: KeyView) -> datetime | None:
     from rotator.scheduling import next_due, schedule_for
 
-    return next_due(
+    due = next_due(
         schedule_for(services.config, view.api_key),
         api_key=view.api_key,
         last_success=view.last_success,
         first_seen=datetime.now(UTC),
     )
+    return max(due, view.grace_until) if view.grace_until else due  # postponed past the grace
 
 
 def _holds(services: Services, keys: list[str]) -> dict[str, str | None]:
@@ -110,6 +111,8 @@ def _print_plans(views: list[KeyView], holds: dict[str, str | None], *, as_json:
         if view.adopted_id:
             vault += f"; adopted {view.adopted_id}"
         out.print(terminal(f"  vault: {vault}"), markup=False)
+        if view.grace_until:
+            out.print(f"  in grace until {view.grace_until:%Y-%m-%d %H:%M:%S}Z: rotation postponed")
         if view.last_run is not None:
             run = view.last_run
             out.print(
@@ -164,7 +167,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
     from rotator.escape import markup as m
 
     table = Table(title="rotator status")
-    columns = ("key", "secrets", "current secret", "age", "last run", "next due", "lease", "hold")
+    columns = ("key", "secrets", "current secret", "age", "last run", "next due", "in grace until",
+               "lease", "hold")  # fmt: skip
     for column in columns:
         table.add_column(column)
     for view in views:
@@ -181,6 +185,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
             _age(view.age()),
             f"[red]{last}[/red]" if failed else last,
             f"{due:%Y-%m-%d %H:%M}Z" if due else "-",
+            f"{view.grace_until:%Y-%m-%d %H:%M:%S}Z" if view.grace_until else "",
             m(view.lease.owner) if view.lease and view.lease.active else "",
             f"[yellow]{m(holds[view.api_key])}[/yellow]" if holds[view.api_key] else "",
         )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from rotator.clock import iso
 from rotator.commands.context import (
     api_key_argument,
     default_actor,
@@ -45,8 +46,9 @@ def rotate(
     wait: Annotated[
         float | None,
         typer.Option(
-            help="Seconds to wait for a rotation in progress "
-            f"(default: rotation.lock_wait; {EMERGENCY_WAIT:g} with --emergency)."
+            help="Seconds to wait for a rotation in progress, or for the previous secret's "
+            "grace period to end (default: rotation.lock_wait, and no wait for a grace period: "
+            f"exit 4 naming when it ends; {EMERGENCY_WAIT:g} with --emergency)."
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -129,6 +131,13 @@ def _rotate_one(
             err=True,
         )
 
+    def graced(until: datetime) -> None:
+        typer.echo(
+            f"{api_key}: its previous secret is in its grace period until {iso(until)}; "
+            "waiting for it to end",
+            err=True,
+        )
+
     from rotator.audit import Trigger
 
     reason = _mind_pause(services, api_key, reason, emergency)
@@ -140,6 +149,8 @@ def _rotate_one(
         emergency=emergency,
         lock_wait=timedelta(seconds=wait) if wait is not None else None,
         on_wait=waiting,
+        grace_wait=timedelta(seconds=wait) if wait is not None else timedelta(0),
+        on_grace=graced,
     )
     _alert(services, outcome)
     if not quiet:

@@ -13,6 +13,7 @@ are audited once per minute so a flood cannot flood the audit log.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -28,8 +29,10 @@ from rotator.control.limits import CallerLimits
 from rotator.control.routes import Route, RouteError, is_control_path, match
 from rotator.errors import (
     ConfigError,
+    GracePeriodActiveError,
     KeyHeldError,
     LeaseHeldError,
+    NothingToRollBackError,
     RotatorError,
     RunNotFoundError,
     VaultPermissionError,
@@ -183,7 +186,10 @@ class ControlApi:
             return self._dispatch(route, request, caller)
         except RunNotFoundError:
             raise Refused(404, "no such run") from None
-        except (KeyHeldError, LeaseHeldError) as exc:
+        except GracePeriodActiveError as exc:
+            wait = max(1, math.ceil((exc.until - utcnow()).total_seconds()))
+            raise Refused(409, scrub(str(exc))[:500], {"Retry-After": str(wait)}) from None
+        except (KeyHeldError, LeaseHeldError, NothingToRollBackError) as exc:
             raise Refused(409, scrub(str(exc))[:500]) from None
         except Busy as exc:
             raise Refused(503, str(exc), {"Retry-After": "5"}) from None
@@ -210,10 +216,10 @@ class ControlApi:
         if route.action == "resume":
             self._ops.resume(key, actor=actor, reason=request.reason)
             return Answer(200, {"resumed": key})
-        if route.action == "rollback":
+        if route.action == "rollback":  # quick: done before the answer, which is the run
             run = self._ops.rollback(key, actor=actor, reason=reason)
-        else:
-            run = self._ops.rotate(key, actor=actor, reason=reason, emergency=request.emergency)
+            return Answer(200, run.to_json(), {"Location": f"/v1/runs/{run.id}"})
+        run = self._ops.rotate(key, actor=actor, reason=reason, emergency=request.emergency)
         return Answer(202, _accepted(run), {"Location": f"/v1/runs/{run.id}"})
 
     # -- refusals ---------------------------------------------------------------------------

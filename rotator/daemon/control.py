@@ -19,7 +19,7 @@ import structlog
 
 from rotator.audit import Run, Trigger
 from rotator.clock import iso_or_none
-from rotator.control import Busy, NotAvailable
+from rotator.control import Busy
 from rotator.daemon.work import Context, Work
 from rotator.errors import KeyHeldError, LeaseHeldError, RotatorError
 from rotator.holds import Pause
@@ -65,7 +65,16 @@ class ControlOperations:
         self._ctx.holds.resume(api_key, actor=actor, reason=reason)
 
     def rollback(self, api_key: str, *, actor: str, reason: str) -> Run:
-        raise NotAvailable("rollback over the API is not available in this version of rotator")
+        """``rotator rollback``'s code, at once (a few calls, under the key's lease)."""
+        from rotator import rollback as undo
+
+        ctx = self._ctx
+        with ctx.keys.guard(api_key, wait=False) as got:
+            if not got:
+                raise LeaseHeldError(f"{api_key} is being rotated or revoked by this daemon")
+            run = undo.rollback(ctx.services.rotator.deps, api_key, actor=actor, reason=reason)
+        self._work.refresh(api_key)
+        return run
 
     def rotate(self, api_key: str, *, actor: str, reason: str, emergency: bool) -> Run:
         """Start a rotation on the pool; returns its run once recorded (it goes on running)."""

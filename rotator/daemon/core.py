@@ -162,6 +162,9 @@ class Daemon:
         if self.config.watch.enabled and self._watch is not None:
             tick = watch_tick(self.config.watch.interval)
             self._jobs.every(":watch", "drift watch", tick, self._watch.tick)
+        self._jobs.every(
+            ":anchor", "anchor the audit head", HOUSEKEEPING, services.audit.anchor_head
+        )
         self._phase = Phase.RUNNING
         log.info(
             "daemon_started",

@@ -34,6 +34,7 @@ class KeyState:
     last_success: datetime | None = None
     last_run: Run | None = None
     secret_since: datetime | None = None  # last success, else Vault's rotated_at
+    grace_until: datetime | None = None  # the previous secret's grace period ends then
     error: str | None = None  # the last check's own error (database down...), if any
     recent: deque[RunMark] = field(default_factory=new_ring)  # the status page's history
     steps: tuple[str, tuple[StepMark, ...]] | None = None  # (run id, its steps), read once
@@ -49,6 +50,7 @@ class Facts:
     last_success: datetime | None
     last_run: Run | None
     secret_since: datetime | None
+    grace_until: datetime | None = None
 
 
 class KeyRegistry:
@@ -128,6 +130,19 @@ class KeyRegistry:
                 facts.secret_since,
                 None,
             )
+            state.grace_until = facts.grace_until
+
+    def grace_until(self, key: str) -> datetime | None:
+        with self._lock:
+            state = self._keys.get(key)
+            return state.grace_until if state else None
+
+    def note_grace(self, key: str, until: datetime) -> None:
+        """A rotation was refused: the key's previous secret is in its grace until ``until``."""
+        with self._lock:
+            state = self._keys.get(key)
+            if state is not None:
+                state.grace_until = max(until, state.grace_until or until)
 
     def note_error(self, key: str, error: str) -> None:
         with self._lock:
@@ -266,6 +281,9 @@ def _status(
         secret_age=age,
         last_success=state.last_success,
         next_due=state.due,
+        postponed_until=state.grace_until
+        if state.grace_until and state.grace_until > now
+        else None,
         rotating_here=key in running,
         last_run=state.last_run,
         lease=LeaseSummary.of(lease) if lease else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -22,7 +22,7 @@ from rotator.config import Config
 from rotator.daemon.jobs import Jobs
 from rotator.daemon.registry import Facts, KeyRegistry
 from rotator.discovery import Account, Discovery
-from rotator.errors import LeaseHeldError, RotatorError
+from rotator.errors import GracePeriodActiveError, LeaseHeldError, RotatorError
 from rotator.holds import ALL, Holds
 from rotator.lease import owner_is_dead
 from rotator.metrics import Metrics
@@ -256,6 +256,12 @@ class Work:
             )
         except LeaseHeldError:
             raise
+        except GracePeriodActiveError as exc:
+            # Due again (a manual run, a retry) inside the grace period of the last rotation:
+            # postponed, not failed; the key's next check is booked at the end of the grace.
+            log.info("rotation_postponed", api_key=key, until=exc.until.isoformat())
+            ctx.keys.note_grace(key, exc.until)
+            return True
         except RotatorError as exc:
             # The run could not even be recorded as ended (rollback pending, database down...).
             log.error("rotation_error", api_key=key, error=str(exc))
@@ -350,12 +356,14 @@ class Work:
             retry_delay=ctx.config.rotation.retry_delay,
             spread_new=spread_new,
         )
+        grace = self._grace_until(key, last_run)
+        if grace is not None:
+            due = max(due, grace)  # never revoke a previous secret inside its grace period
         since = last_success or ctx.keys.secret_since(key)
         if since is None and age_from_vault:
             since = self._vault_rotated_at(key)
-        ctx.keys.apply(
-            key, Facts(due=due, last_success=last_success, last_run=last_run, secret_since=since)
-        )
+        facts = Facts(due=due, last_success=last_success, last_run=last_run, secret_since=since)
+        ctx.keys.apply(key, replace(facts, grace_until=grace))
         max_age = max_secret_age(schedule, grace=grace_for(ctx.config, key), now=ctx.clock())
         ctx.metrics.set_key(
             key,
@@ -364,8 +372,19 @@ class Work:
             next_due=due,
             max_age_seconds=max_age.total_seconds(),
             last_run_failed=failed,
+            grace_until=grace,
         )
         return due
+
+    def _grace_until(self, key: str, last_run: Run | None) -> datetime | None:
+        """When the key's outstanding grace period ends, if it has not: its newest run's
+        ``revoke_after``, or what a refused rotation reported (``Work._rotate``)."""
+        now = self._ctx.clock()
+        candidates = [self._ctx.keys.grace_until(key)]
+        if last_run is not None and last_run.status == RunStatus.AWAITING_REVOKE:
+            candidates.append(last_run.revoke_after)
+        pending = [c for c in candidates if c is not None and c > now]
+        return max(pending) if pending else None
 
     def _vault_rotated_at(self, key: str) -> datetime | None:
         """The age of a secret rotator never rotated here, if Vault's record says when."""

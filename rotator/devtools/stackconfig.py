@@ -36,6 +36,9 @@ def stack_config(
             "state_prefix": state_prefix,
         },
         "database": {"url": database_url},
+        # Local stacks rotate every few seconds: no grace period unless the caller sets one
+        # (the default, hours, must stay shorter than the schedule).
+        "rotation": {"grace_period": "0s"},
     }
 
 

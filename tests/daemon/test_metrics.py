@@ -72,3 +72,21 @@ def test_openmetrics_is_served_when_asked_for() -> None:
     body, content_type = Metrics("1").render("application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
+
+
+def test_grace_until_is_exposed_for_a_postponed_key() -> None:
+    """A key postponed by a grace period shows when it ends; 0 when none."""
+    metrics = Metrics("1.2.3", clock=lambda: NOW)
+    until = NOW + timedelta(minutes=30)
+    common = {"last_success": NOW, "next_due": until, "max_age_seconds": 60}
+    metrics.set_key("k1", last_run_failed=False, grace_until=until, **common)  # type: ignore[arg-type]
+    metrics.set_key("k2", last_run_failed=False, **common)  # type: ignore[arg-type]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values = {
+        sample.labels["api_key"]: sample.value
+        for family in text_string_to_metric_families(text(metrics))
+        if family.name == "rotator_grace_until_timestamp_seconds"
+        for sample in family.samples
+    }
+    assert values == {"k1": until.timestamp(), "k2": 0.0}

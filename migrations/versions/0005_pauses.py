@@ -1,8 +1,8 @@
 """Key holds: operator pauses (``rotator pause``) and the clearing of a stuck key's failure count
 (``rotator resume``), read by every replica at decision time.
 
-Revision ID: 0004_pauses
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_pauses"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
