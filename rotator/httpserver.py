@@ -3,11 +3,14 @@
 Standard library only (``ThreadingHTTPServer``), bound to localhost unless configured otherwise.
 GET only; anything else is 405, unknown paths 404, garbage 400 — and the server keeps serving.
 Nothing here can change state or show a secret value; every string on the HTML page is escaped.
+The one exception, off by default: the authenticated control API (``rotator.control``) under
+``/v1/``, whose POSTs may carry a JSON body of at most ``http.control.max_body`` bytes.
 
 The connection layer treats every client as hostile: at most ``max_connections`` at once (the
 next one gets a 503 and is closed), each connection lives at most ``connection_deadline`` in total
 however slowly it trickles bytes, a request with a body is refused and the connection closed (so
-the body can never be read as a second request behind a proxy), and an error answer is a fixed
+the body can never be read as a second request behind a proxy; a control POST's body is read to
+exactly its Content-Length, never chunked), and an error answer is a fixed
 phrase that echoes nothing of the request, after which the connection is closed.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +32,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from rotator import db
+from rotator.control import Call, ControlApi
 from rotator.errors import ConfigError, RotatorError
 from rotator.escape import terminal
 from rotator.metrics import Metrics
@@ -124,10 +129,14 @@ class _Server(ThreadingHTTPServer):
         pages: StatusPages,
         readiness: Readiness,
         family: socket.AddressFamily,
+        control: ControlApi | None = None,
+        max_body: int = 0,
         max_connections: int = MAX_CONNECTIONS,
         connection_deadline: float = CONNECTION_DEADLINE,
     ) -> None:
         self.address_family = family
+        self.control = control
+        self.max_body = max_body
         self.metrics = metrics
         self.pages = pages
         self.readiness = readiness
@@ -228,11 +237,64 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, content_type, body)
             elif page := self.server.pages.answer(path, url.query, wants_html=self._wants_html()):
                 self._send(page.status, page.content_type, page.body)
+            elif answer := self._control(path, b""):
+                self._json(answer.status, answer.body, answer.headers)
             else:
                 self._json(404, {"error": "not found", "paths": list(PATHS)})
         except Exception:
             log.exception("http_handler_failed", path=path[:200])
             self._json(500, {"error": "internal error; see rotator's log"})
+
+    def do_POST(self) -> None:
+        """The control API's writes (when enabled): the one place a request body is read."""
+        path = urlsplit(self.path).path
+        control = self.server.control
+        if control is None or not path.startswith("/v1/"):
+            self._not_allowed()
+            return
+        try:
+            body = self._read_body()
+            call = self._call(path, body or b"")
+            answer = control.too_large(call) if body is None else control.answer(call)
+            if answer is None:
+                self._json(404, {"error": "not found"})
+            else:
+                self._json(answer.status, answer.body, answer.headers)
+        except _BadBody as exc:
+            self._json(400, {"error": str(exc)})
+        except Exception:
+            log.exception("http_handler_failed", path=path[:200])
+            self._json(500, {"error": "internal error; see rotator's log"})
+
+    def _read_body(self) -> bytes | None:
+        """Exactly Content-Length bytes (None: more than max_body, left unread); no chunking.
+        The connection is closed after the answer either way."""
+        self.close_connection = True
+        if "Transfer-Encoding" in self.headers:
+            raise _BadBody("send a Content-Length, not Transfer-Encoding")
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not text.isdigit() or len(text) > 9:
+            raise _BadBody("Content-Length must be a number of bytes")
+        length = int(text)
+        if length > self.server.max_body:
+            return None
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:  # the client stopped, or the connection deadline cut it off
+            raise _BadBody("the body ended before Content-Length bytes")
+        return body
+
+    def _control(self, path: str, body: bytes) -> Any:
+        control = self.server.control
+        return control.answer(self._call(path, body)) if control is not None else None
+
+    def _call(self, path: str, body: bytes) -> Call:
+        return Call(
+            method=self.command,
+            path=path,
+            token=self.headers.get("X-Vault-Token"),
+            body=body,
+            client=str(self.client_address[0]) if self.client_address else "",
+        )
 
     def __getattr__(self, name: str) -> Any:
         # Every other method (POST, PUT, HEAD, BREW...) is refused the same way.
@@ -258,9 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
         accept = self.headers.get("Accept", "") or ""
         return "text/html" in accept.lower()
 
-    def _json(self, status: int, body: Any) -> None:
+    def _json(self, status: int, body: Any, extra: dict[str, str] | None = None) -> None:
         data = (json.dumps(body, indent=2, default=str) + "\n").encode()
-        self._send(status, "application/json", data)
+        self._send(status, "application/json", data, extra)
 
     def _send(
         self, status: int, content_type: str, body: bytes, extra: dict[str, str] | None = None
@@ -281,6 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("http_request", line=terminal((format % args)[:300]))
 
 
+class _BadBody(Exception):
+    """A control request whose body cannot be read safely (400, connection closed)."""
+
+
 PATHS = ("/healthz", "/readyz", "/metrics", "/status", "/status.html", "/status/keys/<api_key>")
 
 
@@ -295,6 +361,9 @@ class HttpServer:
         status: StatusSource,
         readiness: Readiness,
         steps: StepsSource | None = None,
+        control: ControlApi | None = None,
+        max_body: int = 0,
+        tls: ssl.SSLContext | None = None,
         max_connections: int = MAX_CONNECTIONS,
         connection_deadline: float = CONNECTION_DEADLINE,
     ) -> None:
@@ -308,6 +377,8 @@ class HttpServer:
                 pages=StatusPages(status, steps),
                 readiness=readiness,
                 family=family,
+                control=control,
+                max_body=max_body,
                 max_connections=max_connections,
                 connection_deadline=connection_deadline,
             )
@@ -317,6 +388,10 @@ class HttpServer:
                 f"http.listen: cannot listen on {listen}: {reason}",
                 hint="choose a free port in http.listen, or stop the process that holds it",
             ) from None
+        if tls is not None:  # the handshake happens in the connection's thread, on first read
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},  # how long stop() may wait

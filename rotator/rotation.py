@@ -98,12 +98,14 @@ class Rotator:
         on_wait: Callable[[LeaseInfo], None] | None = None,
         grace_wait: timedelta = timedelta(0),
         on_grace: Callable[[datetime], None] | None = None,
+        on_start: Callable[[Run], None] | None = None,
     ) -> Outcome:
         """Rotate ``api_key`` once (after finishing any run a crash left behind).
 
         A non-emergency rotation never revokes a previous secret inside its grace period: it
         raises ``GracePeriodActiveError`` naming when it can run, or, when that is within
         ``grace_wait``, sleeps until then (the lease released meanwhile) and runs.
+        ``on_start`` is told the run as soon as it is recorded (the control API's 202).
         """
         wait = self.config.rotation.lock_wait if lock_wait is None else lock_wait
         deadline = utcnow() + grace_wait
@@ -111,7 +113,7 @@ class Rotator:
         while True:
             try:
                 return self._rotate_once(
-                    api_key, trigger, actor, reason, emergency, wait, on_wait, resumed
+                    api_key, trigger, actor, reason, emergency, wait, on_wait, resumed, on_start
                 )
             except GracePeriodActiveError as exc:
                 if exc.until > deadline:
@@ -130,6 +132,7 @@ class Rotator:
         wait: timedelta,
         on_wait: Callable[[LeaseInfo], None] | None,
         resumed: list[Run],
+        on_start: Callable[[Run], None] | None = None,
     ) -> Outcome:
         lease = self.leases.acquire(api_key, wait=wait, on_wait=on_wait)
         structlog.contextvars.bind_contextvars(api_key=api_key)
@@ -146,6 +149,8 @@ class Rotator:
                 emergency=emergency,
             )
             lease = self.leases.renew(lease, run_id=run.id)
+            if on_start is not None:
+                on_start(run)
             return Outcome(self._run(run, lease), resumed)
         finally:
             structlog.contextvars.unbind_contextvars("api_key", "run_id", "step")

@@ -19,6 +19,9 @@ import structlog
 from rotator import __version__, db
 from rotator.clock import utcnow
 from rotator.config import Config
+from rotator.control import ControlApi, VaultAuthority
+from rotator.control.tls import server_context
+from rotator.daemon.control import ControlOperations
 from rotator.daemon.delivery import EventDelivery
 from rotator.daemon.history import recent_runs, run_steps
 from rotator.daemon.jobs import Jobs
@@ -27,7 +30,7 @@ from rotator.daemon.watch import Watch
 from rotator.daemon.work import Context, Work
 from rotator.discovery import Discovery
 from rotator.drift import watch_tick
-from rotator.errors import ConfigError, RotatorError
+from rotator.errors import RotatorError
 from rotator.holds import Holds
 from rotator.httpserver import HttpServer, Readiness
 from rotator.lease import LeaseInfo
@@ -62,6 +65,7 @@ class Daemon:
         self._work: Work | None = None
         self._watch: Watch | None = None
         self._http: HttpServer | None = None
+        self._authority: VaultAuthority | None = None
         self._events = EventDelivery(config.events)
         self._notifier: Notifier | None = None
         self.metrics = Metrics(__version__, clock=clock)
@@ -121,13 +125,9 @@ class Daemon:
         return 0 if all(results) else 1
 
     def start(self) -> None:
-        if self.config.http.control.enabled:  # issue 14's control API: not built yet
-            raise ConfigError(
-                "http.control.enabled: the control API is not available in this version",
-                hint="set http.control.enabled: false",
-            )
         work = self._open()
         services = self._svc()
+        control = self.config.http.control
         self._http = HttpServer(
             self.config.http.listen,
             metrics=self.metrics,
@@ -140,6 +140,9 @@ class Daemon:
                 primary_api_key=self.primary,
                 phase=lambda: self._phase,
             ),
+            control=self._control_api(services, work) if control.enabled else None,
+            max_body=control.max_body,
+            tls=server_context(control) if control.enabled else None,
         )
         self._http.start()
         self._events.start()
@@ -185,6 +188,9 @@ class Daemon:
         if self._http is not None:
             self._http.stop()
             self._http = None
+        if self._authority is not None:
+            self._authority.close()
+            self._authority = None
         if self._notifier is not None:
             self._notifier.close()
         if self._services is not None:
@@ -269,6 +275,17 @@ class Daemon:
         self._work = Work(context)
         self._watch = Watch(context, self._work)
         return self._work
+
+    def _control_api(self, services: Services, work: Work) -> ControlApi:
+        """The control API over this daemon's work (``rotator.daemon.control``)."""
+        self._authority = VaultAuthority(self.config.vault)
+        operations = ControlOperations(work.context, work)
+        return ControlApi(
+            self.config.http.control,
+            authority=self._authority,
+            operations=operations,
+            audit=services.audit,
+        )
 
     def _svc(self) -> Services:
         if self._services is None:

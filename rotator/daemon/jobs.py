@@ -90,6 +90,15 @@ class Jobs:
                     fn, trigger, id=job_id, name=name, replace_existing=True, **options
                 )
 
+    def run_now(self, job_id: str, name: str, fn: Callable[[], None]) -> bool:
+        """Run ``fn`` on the rotations pool at once (the control API's requests); False once
+        stopping or before start."""
+        with self._open() as scheduler:
+            if scheduler is None:
+                return False
+            scheduler.add_job(fn, id=job_id, name=name, executor="rotations")
+            return True
+
     def drop_check(self, key: str) -> None:
         with self._open() as scheduler, suppress(JobLookupError):
             if scheduler is not None:  # already fired (a check is running) or gone: fine

@@ -67,6 +67,10 @@ class Work:
         self._seen_seq: int | None = None  # audit events up to here are reflected in the keys
         self._full_refresh_due = 0.0  # time.monotonic() of the next full refresh
 
+    @property
+    def context(self) -> Context:
+        return self._ctx
+
     # -- start-up ---------------------------------------------------------------------------
 
     def resume_all(self) -> None:
@@ -268,6 +272,10 @@ class Work:
             self._after_run(run, None)
         self._after_run(outcome.run, time.monotonic() - started)
         return outcome.ok
+
+    def after_run(self, run: Run, seconds: float | None) -> None:
+        """The control API's runs end the same way (rotator.daemon.control)."""
+        self._after_run(run, seconds)
 
     def _after_run(self, run: Run, seconds: float | None) -> None:
         """Count it, alert on failure, and book the deferred revocation of a grace period."""
