@@ -11,6 +11,7 @@ The create step, with its ambiguous-POST and emergency rounds, lives in ``rotato
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -31,6 +32,9 @@ from rotator.errors import (
 )
 from rotator.protocol import (
     GraceNotOver,
+    Identified,
+    MakeRoom,
+    Observed,
     Step,
     Unidentified,
     identify,
@@ -67,22 +71,7 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
     with io.step(Step.MAKE_ROOM) as report:
         seen = observe(deps.vonage, rec.api_key, rec.listed, rec.record, rec.state)
         who = identify(seen)
-        try:
-            # An emergency trusts no secret it cannot identify: it never needs to guess.
-            plan = make_room(
-                seen,
-                who,
-                revoke_older_if_unidentified=rec.emergency
-                or deps.config.rotation.on_unidentified == "revoke_older",
-                now=utcnow(),
-                emergency=rec.emergency,
-            )
-        except Unidentified as exc:
-            raise UnidentifiedSecretError(
-                f"{rec.api_key} has {exc}; rotator will not guess which one applications use"
-            ) from None
-        except GraceNotOver as exc:
-            raise grace_error(rec.api_key, exc.until) from None
+        plan = _room_plan(io, rec, seen, who)
         rec = io.checkpoint(replace(rec, old_id=plan.old_id))
         deps.audit.update_run(rec.run.id, old_secret_id=plan.old_id)
         report.detail = {"current_id": who.current_id, "old_id": plan.old_id}
@@ -95,19 +84,44 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
                 "secret_id": seen.previous_id,
                 "revoke_after": iso(plan.cut_grace),
             }
-        for secret_id in plan.revoke:
-            report.request_id = io.revoke(rec.api_key, secret_id)
-        rec = io.checkpoint(
-            replace(rec, listed=tuple(s for s in rec.listed if s.id not in plan.revoke))
+        rec = _make_room(io, rec, plan.revoke, report)
+    return rec
+
+
+def _room_plan(io: RunIO, rec: RunRecord, seen: Observed, who: Identified) -> MakeRoom:
+    """What make room revokes, or the refusal (an unidentified secret, a grace not over)."""
+    try:
+        # An emergency trusts no secret it cannot identify: it never needs to guess.
+        return make_room(
+            seen,
+            who,
+            revoke_older_if_unidentified=rec.emergency
+            or io.deps.config.rotation.on_unidentified == "revoke_older",
+            now=utcnow(),
+            emergency=rec.emergency,
         )
-        previous = rec.state.previous
-        if previous and previous.secret_id in plan.revoke:
-            state = deps.vault.update_state(
-                rec.api_key, cas=rec.state.version, known=rec.state, previous=None
-            )
-            rec = io.checkpoint(replace(rec, state=state))
-            report.vault_version = state.version
-        io.close_superseded(rec, {s.id for s in rec.listed})
+    except Unidentified as exc:
+        raise UnidentifiedSecretError(
+            f"{rec.api_key} has {exc}; rotator will not guess which one applications use"
+        ) from None
+    except GraceNotOver as exc:
+        raise grace_error(rec.api_key, exc.until) from None
+
+
+def _make_room(io: RunIO, rec: RunRecord, revoke: Sequence[str], report: StepReport) -> RunRecord:
+    """Revoke ``revoke`` and forget them: in the record, and as Vault's "previous" secret."""
+    deps = io.deps
+    for secret_id in revoke:
+        report.request_id = io.revoke(rec.api_key, secret_id)
+    rec = io.checkpoint(replace(rec, listed=tuple(s for s in rec.listed if s.id not in revoke)))
+    previous = rec.state.previous
+    if previous and previous.secret_id in revoke:
+        state = deps.vault.update_state(
+            rec.api_key, cas=rec.state.version, known=rec.state, previous=None
+        )
+        rec = io.checkpoint(replace(rec, state=state))
+        report.vault_version = state.version
+    io.close_superseded(rec, {s.id for s in rec.listed})
     return rec
 
 
