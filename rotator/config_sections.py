@@ -48,6 +48,17 @@ def _api_key(value: object) -> str:
 ApiKeyField = Annotated[str, AfterValidator(_api_key)]
 
 
+def _vault_path(value: str) -> str:
+    """A Vault path: no leading or trailing '/', never empty, never climbing with '..'."""
+    value = value.strip("/")
+    if not value or ".." in value.split("/"):
+        raise ValueError("must be a non-empty path without '..'")
+    return value
+
+
+VaultPath = Annotated[str, AfterValidator(_vault_path)]
+
+
 class VonageConfig(Section):
     primary_api_key: ApiKeyField
     api_url: str = "https://api.nexmo.com"
@@ -115,9 +126,9 @@ class VaultConfig(Section):
     auth: Annotated[TokenAuth | AppRoleAuth | KubernetesAuth, Field(discriminator="method")] = (
         TokenAuth()
     )
-    mount: str = "secret"
-    path_prefix: str = "vonage"
-    state_prefix: str = Field(
+    mount: VaultPath = "secret"
+    path_prefix: VaultPath = "vonage"
+    state_prefix: VaultPath = Field(
         default="rotator-state",
         description="where pending and previous secrets live, apart from what applications read",
     )
@@ -125,14 +136,6 @@ class VaultConfig(Section):
     timeout: Duration = timedelta(seconds=10)
     verify_tls: bool = True
     ca_cert: Path | None = None
-
-    @field_validator("path_prefix", "state_prefix", "mount")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        value = value.strip("/")
-        if not value or ".." in value.split("/"):
-            raise ValueError("must be a non-empty path without '..'")
-        return value
 
     @model_validator(mode="after")
     def _apart(self) -> VaultConfig:

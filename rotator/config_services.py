@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from rotator.config_sections import Duration, Section, read_env, read_file
+from rotator.config_sections import Duration, Section, VaultPath, read_env, read_file
 from rotator.errors import ConfigError
 from rotator.events.types import ALL_TYPES, EventType
 from rotator.secret import Secret
@@ -22,19 +22,13 @@ class ControlConfig(Section):
     """The authenticated control API (rotate, pause, resume over HTTP), off by default."""
 
     enabled: bool = False
-    vault_path: str = "rotator-control"  # capabilities asked on <vault_path>/<api_key>/<action>
+    vault_path: VaultPath = (
+        "rotator-control"  # capabilities asked on <vault_path>/<api_key>/<action>
+    )
     max_body: int = Field(default=4096, ge=256, le=65536)  # bytes
     rate_per_minute: int = Field(default=30, ge=1, le=6000)  # per caller
     tls_cert: Path | None = None
     tls_key: Path | None = None
-
-    @field_validator("vault_path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        value = value.strip("/")
-        if not value or ".." in value.split("/"):
-            raise ValueError("must be a non-empty path without '..'")
-        return value
 
     @model_validator(mode="after")
     def _pair(self) -> ControlConfig:
