@@ -2,7 +2,8 @@
 period has passed, follow the account's keys, and refresh what other replicas changed.
 
 Every failure of one key is logged, noted on the key and alerted: a key's job is never lost, and
-one key's trouble never stops the others.
+one key's trouble never stops the others. What the daemon knows of each key is kept by
+``daemon.facts``; what holds a due key back (pause, stuck, a lease elsewhere) by ``daemon.holding``.
 """
 
 from __future__ import annotations
