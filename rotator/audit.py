@@ -12,20 +12,36 @@ Nothing here ever holds a secret value: callers pass ids and fingerprints only.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from rotator.clock import iso, iso_or_none
+from rotator import audit_chain
+from rotator.audit_chain import canonical, event_hash
+from rotator.audit_chain import row_values as _row_values
+from rotator.audit_chain import to_model as _to_model
+from rotator.audit_records import (
+    ALERT_STEP,
+    DISCOVERY_STEP,
+    FOLD_STEP,
+    GENESIS,
+    GLOBAL_CHAIN,
+    RUN_STEPS,
+    UNSET,
+    ChainReport,
+    Event,
+    Head,
+    Run,
+    RunStatus,
+    Trigger,
+    Unset,
+)
+from rotator.clock import iso_or_none
 from rotator.clock import utcnow as utcnow  # re-exported: older callers import it from here
 from rotator.db import is_postgres, translate_errors
 from rotator.errors import RotatorError, RunNotFoundError
@@ -35,191 +51,26 @@ from rotator.redact import scrub
 if TYPE_CHECKING:
     from rotator.events.outbox import OutboxWriter
 
-GENESIS = "0" * 64
-GLOBAL_CHAIN: Final = ""  # events about no key, and the folds of every key's head
-FOLD_STEP: Final = "chain.fold"
-RUN_STEPS: Final = ("run.start", "run.update", "run.status", "run.end")
-_SEQUENCE: Final = "audit_events_seq_seq"  # PostgreSQL: seq for concurrent appenders
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    AWAITING_REVOKE = "awaiting_revoke"  # new secret current; old one revoked after grace
-    SUCCEEDED = "succeeded"
-    ROLLED_BACK = "rolled_back"
-    FAILED = "failed"
-
-    @property
-    def terminal(self) -> bool:
-        return self in {RunStatus.SUCCEEDED, RunStatus.ROLLED_BACK, RunStatus.FAILED}
-
-
-class Trigger(StrEnum):
-    MANUAL = "manual"
-    SCHEDULED = "scheduled"
-    EMERGENCY = "emergency"
-
-
-class _Unset(Enum):
-    """A keyword left out, as distinct from one set to None."""
-
-    UNSET = "unset"
-
-
-UNSET: Final = _Unset.UNSET
-ALERT_STEP: Final = "alert"  # the step of an alert's audit event (the dedup memory of notify)
-DISCOVERY_STEP: Final = "discovery"  # the step of a managed-set change (added/removed)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Run:
-    id: str
-    api_key: str
-    trigger: str
-    reason: str | None
-    actor: str
-    status: RunStatus
-    emergency: bool
-    old_secret_id: str | None
-    new_secret_id: str | None
-    started_at: datetime
-    finished_at: datetime | None
-    revoke_after: datetime | None
-    error: str | None
-    owner: str
-
-    @classmethod
-    def from_row(cls, row: RunRow) -> Run:
-        return cls(
-            id=row.id,
-            api_key=row.api_key,
-            trigger=row.trigger,
-            reason=row.reason,
-            actor=row.actor,
-            status=RunStatus(row.status),
-            emergency=bool(row.emergency),
-            old_secret_id=row.old_secret_id,
-            new_secret_id=row.new_secret_id,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            revoke_after=row.revoke_after,
-            error=row.error,
-            owner=row.owner,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.id,
-            "api_key": self.api_key,
-            "trigger": self.trigger,
-            "reason": self.reason,
-            "actor": self.actor,
-            "status": str(self.status),
-            "emergency": self.emergency,
-            "old_secret_id": self.old_secret_id,
-            "new_secret_id": self.new_secret_id,
-            "started_at": iso(self.started_at),
-            "finished_at": iso_or_none(self.finished_at),
-            "revoke_after": iso_or_none(self.revoke_after),
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
-class Event:
-    seq: int
-    run_id: str | None
-    api_key: str | None
-    step: str
-    outcome: str
-    started_at: datetime
-    finished_at: datetime
-    actor: str | None
-    secret_id: str | None
-    request_id: str | None
-    vault_version: int | None
-    error: str | None
-    detail: dict[str, Any] | None
-    prev_hash: str
-    hash: str
-
-    @classmethod
-    def from_row(cls, row: AuditEventRow) -> Event:
-        return cls(
-            seq=row.seq,
-            run_id=row.run_id,
-            api_key=row.api_key,
-            step=row.step,
-            outcome=row.outcome,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            actor=row.actor,
-            secret_id=row.secret_id,
-            request_id=row.request_id,
-            vault_version=row.vault_version,
-            error=row.error,
-            detail=json.loads(row.detail) if row.detail else None,
-            prev_hash=row.prev_hash,
-            hash=row.hash,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "run_id": self.run_id,
-            "api_key": self.api_key,
-            "step": self.step,
-            "outcome": self.outcome,
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-            "actor": self.actor,
-            "secret_id": self.secret_id,
-            "request_id": self.request_id,
-            "vault_version": self.vault_version,
-            "error": self.error,
-            "detail": self.detail,
-            "hash": self.hash,
-        }
-
-
-@dataclass(frozen=True)
-class Head:
-    """Where chain "" ends: what the Vault anchor and ``--expect-head`` hold."""
-
-    chain_seq: int
-    hash: str
-
-    def to_data(self) -> dict[str, Any]:
-        return {"chain_seq": self.chain_seq, "hash": self.hash}
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    ok: bool
-    checked: int
-    first_bad_seq: int | None = None
-    problem: str | None = None
-    head: str = GENESIS  # the last good hash: keep a copy elsewhere to detect a rewritten chain
-
-
-def canonical(fields: Mapping[str, Any]) -> bytes:
-    """The bytes an event's hash covers: sorted-key JSON, datetimes as UTC ISO-8601 (µs)."""
-    normal = {k: iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
-    return json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
-
-
-def event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
-    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(fields)).hexdigest()
-
-
-_HASHED = (
-    "seq", "run_id", "api_key", "step", "outcome", "started_at", "finished_at", "actor",
-    "secret_id", "request_id", "vault_version", "error", "detail",
-)  # fmt: skip
-
-
-def _hashed_fields(row: AuditEventRow) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in _HASHED}
+__all__ = [
+    "ALERT_STEP",
+    "DISCOVERY_STEP",
+    "FOLD_STEP",
+    "GENESIS",
+    "GLOBAL_CHAIN",
+    "RUN_STEPS",
+    "UNSET",
+    "AuditLog",
+    "ChainReport",
+    "Event",
+    "Head",
+    "Run",
+    "RunStatus",
+    "Trigger",
+    "Unset",
+    "canonical",
+    "event_hash",
+    "utcnow",
+]
 
 
 class AuditLog:
@@ -279,9 +130,9 @@ class AuditLog:
         self,
         run_id: str,
         *,
-        old_secret_id: str | _Unset | None = UNSET,
-        new_secret_id: str | _Unset | None = UNSET,
-        error: str | _Unset | None = UNSET,
+        old_secret_id: str | Unset | None = UNSET,
+        new_secret_id: str | Unset | None = UNSET,
+        error: str | Unset | None = UNSET,
     ) -> None:
         """Set the given fields of a run's summary; fields left out keep their value."""
         error = scrub(error) if isinstance(error, str) else error  # defence in depth (issue 11)
@@ -557,41 +408,14 @@ class AuditLog:
 
     def head(self) -> Head:
         """The end of chain "" (events about no key and the folds)."""
-        query = sa.select(HeadRow.seq, HeadRow.hash).where(HeadRow.chain == GLOBAL_CHAIN)
         with translate_errors("read the audit head", self.engine), self.engine.connect() as c:
-            row = c.execute(query).first()
-        return Head(row[0], row[1]) if row else Head(0, GENESIS)
+            return audit_chain.global_head(c)
 
     def fold(self) -> Head:
         """Record in chain "" the head of every key's chain that moved since the last fold, so
         the global head (anchored outside the database) covers every event written so far."""
         with translate_errors("fold the audit chains", self.engine), self.engine.begin() as conn:
-            _lock_head(conn, GLOBAL_CHAIN)  # one folder at a time; appenders of keys go on
-            moved = conn.execute(
-                sa.select(HeadRow.chain, HeadRow.seq, HeadRow.hash).where(
-                    HeadRow.chain != GLOBAL_CHAIN, HeadRow.seq > HeadRow.folded_seq
-                )
-            ).all()
-            if moved:
-                now = utcnow()
-                self._append(
-                    conn,
-                    step=FOLD_STEP,
-                    outcome="ok",
-                    started_at=now,
-                    finished_at=now,
-                    detail={"heads": {chain: [seq, hash_] for chain, seq, hash_ in moved}},
-                )
-                conn.execute(
-                    sa.update(HeadRow)
-                    .where(HeadRow.chain == sa.bindparam("c"))
-                    .values(folded_seq=sa.bindparam("s")),
-                    [{"c": chain, "s": seq} for chain, seq, _ in moved],
-                )
-            row = conn.execute(
-                sa.select(HeadRow.seq, HeadRow.hash).where(HeadRow.chain == GLOBAL_CHAIN)
-            ).first()
-        return Head(row[0], row[1]) if row else Head(0, GENESIS)
+            return audit_chain.fold(conn, self.outbox)
 
     def anchor_head(self) -> None:
         """Fold and hand the head to the anchor (Vault), if one is set; never raises: a run's
@@ -604,80 +428,4 @@ class AuditLog:
             structlog.get_logger(__name__).warning("audit_anchor_failed", error=str(exc))
 
     def _append(self, conn: Connection, **fields: Any) -> Event:
-        chain = fields.get("api_key") or GLOBAL_CHAIN
-        chain_seq, prev_hash = _lock_head(conn, chain)
-        detail = fields.pop("detail", None)
-        row = AuditEventRow(
-            seq=_next_seq(conn),
-            chain=chain,
-            chain_seq=chain_seq + 1,
-            detail=json.dumps(detail, sort_keys=True) if detail is not None else None,
-            prev_hash=prev_hash,
-            **fields,
-        )
-        for name in ("started_at", "finished_at"):
-            setattr(row, name, getattr(row, name).astimezone(UTC))
-        row.hash = event_hash(prev_hash, _hashed_fields(row))
-        # Values as parameters, not .values(): the statement stays the same, so SQLAlchemy's
-        # compiled cache serves it (half the CPU of an audit write; the chain's hot path).
-        conn.execute(sa.insert(AuditEventRow), _row_values(row))
-        conn.execute(
-            _MOVE_HEAD_PG if is_postgres(self.engine) else _MOVE_HEAD,
-            {"chain": chain, "seq": row.chain_seq, "hash": row.hash, "txid": row.seq},
-        )
-        event = Event.from_row(row)
-        if self.outbox is not None:
-            self.outbox.write(conn, event)
-        return event
-
-
-_MOVE_HEAD = sa.text(
-    "UPDATE audit_heads SET seq = :seq, hash = :hash, txid = :txid WHERE chain = :chain"
-)
-_MOVE_HEAD_PG = sa.text(
-    "UPDATE audit_heads SET seq = :seq, hash = :hash, "
-    "txid = pg_current_xact_id()::text::bigint WHERE chain = :chain"
-)
-
-
-def _lock_head(conn: Connection, chain: str) -> tuple[int, str]:
-    """Lock ``chain``'s head row (made on first use) and return its (chain_seq, hash)."""
-    query = sa.select(HeadRow.seq, HeadRow.hash).where(HeadRow.chain == chain).with_for_update()
-    row = conn.execute(query).first()
-    if row is None:
-        insert = sa.text(
-            "INSERT INTO audit_heads (chain, seq, hash, folded_seq, txid) "
-            "VALUES (:chain, 0, :hash, 0, 0) ON CONFLICT (chain) DO NOTHING"
-        )
-        conn.execute(insert, {"chain": chain, "hash": GENESIS})
-        row = conn.execute(query).one()
-    return int(row[0]), str(row[1])
-
-
-def _next_seq(conn: Connection) -> int:
-    """A global seq: from a sequence on PostgreSQL (appends of keys run in parallel); the next
-    number on SQLite, whose writers BEGIN IMMEDIATE and so take turns."""
-    if conn.dialect.name == "postgresql":
-        return int(conn.execute(sa.text(f"SELECT nextval('{_SEQUENCE}')")).scalar_one())
-    return (
-        int(
-            conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(AuditEventRow.seq), 0))
-            ).scalar_one()
-        )
-        + 1
-    )
-
-
-def _row_values(row: Any) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in sa.inspect(type(row)).columns}
-
-
-def _to_model(model: type[Any], raw: Any) -> Any:
-    """A Core result row of ``select(Model)`` turned into a detached model instance."""
-    mapping = raw._mapping
-    if len(mapping) == 1:
-        only = next(iter(mapping.values()))
-        if isinstance(only, model):
-            return only
-    return model(**{c.key: mapping[c.key] for c in sa.inspect(model).columns})
+        return audit_chain.append(conn, self.outbox, **fields)

@@ -2,7 +2,7 @@
 it, so an edit, a deletion, a reordering or a truncation anywhere is reported.
 
 - each chain (one per key, and "") runs ``chain_seq`` 1, 2, ... with every ``prev_hash`` the hash
-  before it and every ``hash`` recomputed from the row (``rotator.audit.event_hash``);
+  before it and every ``hash`` recomputed from the row (``rotator.audit_chain.event_hash``);
 - every fold in chain "" names (key, chain_seq, hash) triples that must still be there;
 - ``audit_heads`` ends each chain where its events end (a deleted tail);
 - the Vault anchor and ``--expect-head`` name a point of chain "" that must be there (a deleted
@@ -20,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from rotator.audit import (
+from rotator.audit_chain import event_hash, hashed_fields, to_model
+from rotator.audit_records import (
     FOLD_STEP,
     GENESIS,
     GLOBAL_CHAIN,
@@ -28,9 +29,6 @@ from rotator.audit import (
     ChainReport,
     Head,
     RunStatus,
-    _hashed_fields,
-    _to_model,
-    event_hash,
 )
 from rotator.clock import parse
 from rotator.models import AuditEventRow, HeadRow, RunRow
@@ -60,7 +58,7 @@ class _Walk:
     def chain(self, rows: Iterable[Any]) -> None:
         chain, expected, prev = None, 1, GENESIS
         for raw in rows:
-            row = _to_model(AuditEventRow, raw)
+            row = to_model(AuditEventRow, raw)
             if row.chain != chain:
                 chain, expected, prev = row.chain, 1, GENESIS
             self.event(row, expected, prev)
@@ -74,7 +72,7 @@ class _Walk:
         if row.prev_hash != prev:
             raise Broken(row.seq, f"{where} does not follow the event before it "
                          "(deleted, inserted or reordered)")  # fmt: skip
-        if event_hash(prev, _hashed_fields(row)) != row.hash:
+        if event_hash(prev, hashed_fields(row)) != row.hash:
             raise Broken(row.seq, f"row {row.seq} was altered")
         folded = self.folded.pop((row.chain, row.chain_seq), None)
         if folded is not None and folded != row.hash:
@@ -158,7 +156,7 @@ def _derive(runs: dict[str, dict[str, Any]], row: AuditEventRow) -> None:
 def _check_runs(conn: Connection, walk: _Walk) -> None:
     seen = set()
     for raw in conn.execute(sa.select(RunRow).order_by(RunRow.started_at, RunRow.id)):
-        row = _to_model(RunRow, raw)
+        row = to_model(RunRow, raw)
         seen.add(row.id)
         derived = walk.runs.get(row.id)
         if derived is None or "started_at" not in derived:

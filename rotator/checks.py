@@ -7,7 +7,6 @@ Vault or Vonage.
 
 from __future__ import annotations
 
-import ipaddress
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from rotator import db
-from rotator.config import AppRoleAuth, Config, TokenAuth
+from rotator.config import AppRoleAuth, Config, TokenAuth, is_loopback
 from rotator.errors import RotatorError
 from rotator.ratelimit import RateLimiter
 from rotator.redact import safe_url
@@ -52,15 +51,6 @@ def _readable_by_others(path: Path, area: str, what: str) -> list[CheckResult]:
     return []
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def security_warnings(config: Config, config_path: Path | None = None) -> list[CheckResult]:
     """What in the config or on disk makes a leak likely; pure apart from ``stat``."""
     results: list[CheckResult] = []
@@ -89,7 +79,7 @@ def security_warnings(config: Config, config_path: Path | None = None) -> list[C
         ("vonage.rest_url", config.vonage.rest_url),
     ):
         parts = urlsplit(url)
-        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
             message = f"{name} {safe_url(url)} is plain http:// to a remote host: use https://"
             results.append(_warn(name.partition(".")[0], message))
     return results
@@ -126,57 +116,60 @@ def _check(area: str, results: list[CheckResult], test: Callable[[], str]) -> bo
 def run_checks(config: Config, config_path: Path | None = None) -> list[CheckResult]:
     results: list[CheckResult] = [CheckResult("config", True, "valid")]
     results += security_warnings(config, config_path)
-
-    def database() -> str:
-        engine = db.make_engine(config.database.url)
-        try:
-            db.require_migrated(engine)
-        finally:
-            engine.dispose()
-        return f"{db.safe_url(config.database.url)} reachable, schema current"
-
-    _check("database", results, database)
-
+    _check("database", results, lambda: _database(config))
     vault = VaultStore(config.vault)
-
-    def vault_reach() -> str:
-        vault.login()
-        vault.health()
-        return f"{config.vault.url} reachable, unsealed, token valid"
-
-    def vault_policy() -> str:
-        missing = vault.missing_capabilities()
-        if missing:
-            lacking = "; ".join(f"{p.removesuffix('/x')}/*: {', '.join(sorted(c))}" for p, c in
-                                sorted(missing.items()))  # fmt: skip
-            raise RotatorError(
-                f"the token lacks {lacking}",
-                hint="apply deploy/vault/rotator-policy.hcl to rotator's token",
-            )
-        return "token may read and write rotator's paths"
-
-    vault_ok = _check("vault", results, vault_reach) and _check("vault", results, vault_policy)
-    primary = config.vonage.primary_api_key
+    vault_ok = _check("vault", results, lambda: _vault_reach(config, vault)) and _check(
+        "vault", results, lambda: _vault_policy(vault)
+    )
     if not vault_ok:
         results.append(CheckResult("vonage", False, "not checked: needs Vault for the primary"))
         return results
-
     vonage = VonageClient(config.vonage, limiter=RateLimiter(config.vonage.max_calls_per_second))
     try:
-
-        def vonage_auth() -> str:
-            vonage.get_balance(vault.credentials(primary))
-            return f"primary {primary} authenticates at {config.vonage.rest_url}"
-
-        def vonage_manage() -> str:
-            creds = vault.credentials(primary)
-            count = len(vonage.list_secrets(creds, primary).secrets)
-            subs = vonage.list_subaccounts(creds).subaccounts
-            active = sum(1 for s in subs if not s.suspended)
-            return f"may manage secrets ({count} on the primary); {active} active subaccounts"
-
-        if _check("vonage", results, vonage_auth):
-            _check("vonage", results, vonage_manage)
+        if _check("vonage", results, lambda: _vonage_auth(config, vault, vonage)):
+            _check("vonage", results, lambda: _vonage_manage(config, vault, vonage))
     finally:
         vonage.close()
     return results
+
+
+def _database(config: Config) -> str:
+    engine = db.make_engine(config.database.url)
+    try:
+        db.require_migrated(engine)
+    finally:
+        engine.dispose()
+    return f"{db.safe_url(config.database.url)} reachable, schema current"
+
+
+def _vault_reach(config: Config, vault: VaultStore) -> str:
+    vault.login()
+    vault.health()
+    return f"{config.vault.url} reachable, unsealed, token valid"
+
+
+def _vault_policy(vault: VaultStore) -> str:
+    missing = vault.missing_capabilities()
+    if missing:
+        lacking = "; ".join(f"{p.removesuffix('/x')}/*: {', '.join(sorted(c))}" for p, c in
+                            sorted(missing.items()))  # fmt: skip
+        raise RotatorError(
+            f"the token lacks {lacking}",
+            hint="apply deploy/vault/rotator-policy.hcl to rotator's token",
+        )
+    return "token may read and write rotator's paths"
+
+
+def _vonage_auth(config: Config, vault: VaultStore, vonage: VonageClient) -> str:
+    primary = config.vonage.primary_api_key
+    vonage.get_balance(vault.credentials(primary))
+    return f"primary {primary} authenticates at {config.vonage.rest_url}"
+
+
+def _vonage_manage(config: Config, vault: VaultStore, vonage: VonageClient) -> str:
+    primary = config.vonage.primary_api_key
+    creds = vault.credentials(primary)
+    count = len(vonage.list_secrets(creds, primary).secrets)
+    subs = vonage.list_subaccounts(creds).subaccounts
+    active = sum(1 for s in subs if not s.suspended)
+    return f"may manage secrets ({count} on the primary); {active} active subaccounts"

@@ -6,11 +6,12 @@ Each step takes the run's I/O shell (``RunIO``) and its frozen ``RunRecord`` and
 updated record; each is one audited step (``RunIO.step``). A forward run walks ``TABLE`` from the
 start; a resumed run walks the same table from the step ``protocol.resume`` names. Where a step
 makes progress that recovery must see even if the step then fails, it checkpoints the record.
+The create step, with its ambiguous-POST and emergency rounds, lives in ``rotator.steps_create``.
 """
 
 from __future__ import annotations
 
-from contextlib import suppress
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -27,32 +28,26 @@ from rotator.errors import (
     VaultConflictError,
     VerificationFailedError,
     VonageError,
-    VonageLastSecretError,
     VonageNotFoundError,
-    VonageProtocolError,
-    VonageSecretLimitError,
-    VonageServerError,
-    VonageTransportError,
 )
 from rotator.protocol import (
     GraceNotOver,
+    Identified,
+    MakeRoom,
+    Observed,
     Step,
     Unidentified,
     identify,
     make_room,
-    verify_backoff,
     verify_wait,
 )
 from rotator.runio import RunIO, RunRecord, StepReport, observe
 from rotator.secret import Credentials
+from rotator.steps_create import EMERGENCY_ROUND_STEP, create
 from rotator.vault import StagedSecret
 from rotator.vonage import Reply
 
 log = structlog.get_logger("rotator.rotation")
-CREATE_ATTEMPTS = 3
-EMERGENCY_ROUND_STEP = "emergency_round"
-EMERGENCY_ROUNDS = 3  # create attempts an emergency makes against someone re-adding secrets
-AMBIGUOUS = (VonageTransportError, VonageServerError, VonageProtocolError)
 
 
 def inspect(io: RunIO, rec: RunRecord) -> RunRecord:
@@ -76,22 +71,7 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
     with io.step(Step.MAKE_ROOM) as report:
         seen = observe(deps.vonage, rec.api_key, rec.listed, rec.record, rec.state)
         who = identify(seen)
-        try:
-            # An emergency trusts no secret it cannot identify: it never needs to guess.
-            plan = make_room(
-                seen,
-                who,
-                revoke_older_if_unidentified=rec.emergency
-                or deps.config.rotation.on_unidentified == "revoke_older",
-                now=utcnow(),
-                emergency=rec.emergency,
-            )
-        except Unidentified as exc:
-            raise UnidentifiedSecretError(
-                f"{rec.api_key} has {exc}; rotator will not guess which one applications use"
-            ) from None
-        except GraceNotOver as exc:
-            raise grace_error(rec.api_key, exc.until) from None
+        plan = _room_plan(io, rec, seen, who)
         rec = io.checkpoint(replace(rec, old_id=plan.old_id))
         deps.audit.update_run(rec.run.id, old_secret_id=plan.old_id)
         report.detail = {"current_id": who.current_id, "old_id": plan.old_id}
@@ -104,19 +84,44 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
                 "secret_id": seen.previous_id,
                 "revoke_after": iso(plan.cut_grace),
             }
-        for secret_id in plan.revoke:
-            report.request_id = io.revoke(rec.api_key, secret_id)
-        rec = io.checkpoint(
-            replace(rec, listed=tuple(s for s in rec.listed if s.id not in plan.revoke))
+        rec = _make_room(io, rec, plan.revoke, report)
+    return rec
+
+
+def _room_plan(io: RunIO, rec: RunRecord, seen: Observed, who: Identified) -> MakeRoom:
+    """What make room revokes, or the refusal (an unidentified secret, a grace not over)."""
+    try:
+        # An emergency trusts no secret it cannot identify: it never needs to guess.
+        return make_room(
+            seen,
+            who,
+            revoke_older_if_unidentified=rec.emergency
+            or io.deps.config.rotation.on_unidentified == "revoke_older",
+            now=utcnow(),
+            emergency=rec.emergency,
         )
-        previous = rec.state.previous
-        if previous and previous.secret_id in plan.revoke:
-            state = deps.vault.update_state(
-                rec.api_key, cas=rec.state.version, known=rec.state, previous=None
-            )
-            rec = io.checkpoint(replace(rec, state=state))
-            report.vault_version = state.version
-        io.close_superseded(rec, {s.id for s in rec.listed})
+    except Unidentified as exc:
+        raise UnidentifiedSecretError(
+            f"{rec.api_key} has {exc}; rotator will not guess which one applications use"
+        ) from None
+    except GraceNotOver as exc:
+        raise grace_error(rec.api_key, exc.until) from None
+
+
+def _make_room(io: RunIO, rec: RunRecord, revoke: Sequence[str], report: StepReport) -> RunRecord:
+    """Revoke ``revoke`` and forget them: in the record, and as Vault's "previous" secret."""
+    deps = io.deps
+    for secret_id in revoke:
+        report.request_id = io.revoke(rec.api_key, secret_id)
+    rec = io.checkpoint(replace(rec, listed=tuple(s for s in rec.listed if s.id not in revoke)))
+    previous = rec.state.previous
+    if previous and previous.secret_id in revoke:
+        state = deps.vault.update_state(
+            rec.api_key, cas=rec.state.version, known=rec.state, previous=None
+        )
+        rec = io.checkpoint(replace(rec, state=state))
+        report.vault_version = state.version
+    io.close_superseded(rec, {s.id for s in rec.listed})
     return rec
 
 
@@ -151,96 +156,6 @@ def stage(io: RunIO, rec: RunRecord) -> RunRecord:
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
     return rec
-
-
-def create(io: RunIO, rec: RunRecord) -> RunRecord:
-    """Create the staged secret on Vonage; an ambiguous POST is settled by listing, not re-POST.
-
-    ``posted`` tells rollback whether a POST of this run may have applied: after a definite
-    refusal it did not, so no secret on Vonage can be this run's (an attacker's never is)."""
-    with io.step(Step.CREATE) as report:
-        rec = io.checkpoint(replace(rec, posted=True))
-        try:
-            new_id, report.request_id = _create_winning(io, rec, report.detail)
-        except VonageError as exc:
-            if not isinstance(exc, AMBIGUOUS):
-                io.checkpoint(replace(rec, posted=False))
-            raise
-        rec = io.checkpoint(replace(rec, new_id=new_id))
-        report.secret_id = new_id
-        io.deps.audit.update_run(rec.run.id, new_secret_id=new_id)
-        pending = rec.state.pending
-        assert pending is not None
-        state = io.deps.vault.update_state(
-            rec.api_key, cas=rec.state.version, known=rec.state, pending=pending.with_id(new_id)
-        )
-        rec = io.checkpoint(replace(rec, state=state))
-        report.vault_version = state.version
-    return rec
-
-
-def _create_winning(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
-    """Create; in an emergency, a key full again since make room means someone is adding
-    secrets: every secret but the one applications use now is revoked and create retried, for
-    ``EMERGENCY_ROUNDS`` rounds, each an audit event naming what it revoked."""
-    for round_no in range(1, EMERGENCY_ROUNDS + 1):
-        try:
-            return _create_once(io, rec, detail)
-        except VonageSecretLimitError:
-            if not rec.emergency or round_no == EMERGENCY_ROUNDS:
-                raise
-            _revoke_intruders(io, rec, round_no)
-            detail["emergency_rounds"] = round_no
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _revoke_intruders(io: RunIO, rec: RunRecord, round_no: int) -> list[str]:
-    """One emergency round: revoke every secret rotator neither uses nor made (audited)."""
-    started = utcnow()
-    listed, _ = io.list_secrets(rec.api_key)
-    intruders = [s.id for s in listed if s.id != rec.old_id]
-    revoked: list[str] = []
-    for secret_id in intruders:
-        with suppress(VonageNotFoundError, VonageLastSecretError):
-            io.revoke(rec.api_key, secret_id)
-            revoked.append(secret_id)
-    io.deps.audit.record(
-        run_id=rec.run.id,
-        api_key=rec.api_key,
-        step=EMERGENCY_ROUND_STEP,
-        outcome="revoked",
-        started_at=started,
-        actor=rec.run.actor,
-        detail={"round": round_no, "revoked": revoked, "kept": rec.old_id},
-    )
-    log.warning("emergency_round", round=round_no, revoked=revoked)
-    return revoked
-
-
-def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
-    """The new secret's id, and the request id of the POST that made it (None if listed)."""
-    secret = rec.new_secret
-    assert secret is not None
-    before = {s.id for s in rec.listed}
-    for attempt in range(1, CREATE_ATTEMPTS + 1):
-        try:
-            reply: Reply = io.as_admin(
-                lambda admin: io.deps.vonage.create_secret(admin, rec.api_key, secret)
-            )
-            assert reply.created is not None
-            return reply.created.id, reply.request_id
-        except AMBIGUOUS:
-            # The POST may or may not have applied (an unreadable 200 did): find out by
-            # listing, never re-POST blindly (a duplicate would take the last slot).
-            found = io.find_created(rec, before)
-            detail["ambiguous_attempts"] = attempt
-            if found is not None:
-                detail["reconciled"] = True
-                return found, None
-            if attempt == CREATE_ATTEMPTS:
-                raise
-            io.deps.sleep(verify_backoff(attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def verify(io: RunIO, rec: RunRecord) -> RunRecord:
@@ -463,6 +378,7 @@ TABLE = (
     (Step.PROMOTE, promote),
     (Step.REVOKE, revoke),
 )
+__all__ = ["EMERGENCY_ROUND_STEP", "TABLE", "create", "grace_error", "revoke_now", "walk"]
 
 
 def walk(io: RunIO, rec: RunRecord, start: Step = Step.INSPECT) -> Run:

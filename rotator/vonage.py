@@ -18,81 +18,47 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from rotator import clock
 from rotator.config import VonageConfig
 from rotator.errors import (
-    RotatorError,
-    VonageAuthError,
-    VonageError,
-    VonageForbiddenError,
-    VonageInvalidIdentifierError,
-    VonageLastSecretError,
     VonageNotFoundError,
-    VonageProtocolError,
     VonageRateLimitError,
-    VonageSecretLimitError,
     VonageServerError,
     VonageTransportError,
-    VonageValidationError,
 )
-from rotator.identifiers import (
-    ApiKey,
-    SecretId,
-    is_api_key,
-    is_secret_id,
-    parse_api_key,
-    parse_secret_id,
-    path_segment,
-    shown,
-)
+from rotator.identifiers import parse_api_key, parse_secret_id, path_segment
 from rotator.ratelimit import RateLimiter
-from rotator.redact import safe_url, scrub
+from rotator.redact import safe_url
 from rotator.secret import Credentials, Secret
+from rotator.vonage_answers import (
+    MAX_BODY,
+    SECRET_LIMIT_KINDS,
+    Reply,
+    SecretInfo,
+    Subaccount,
+    check_balance,
+    check_sms,
+    error_for,
+    json_object,
+    read_capped,
+    request_id,
+    retry_after,
+    secret_info,
+    secret_list,
+    subaccount_list,
+    transport_error,
+)
 
 log = structlog.get_logger("rotator.vonage")
 T = TypeVar("T")
-MAX_BODY = 1 << 20  # a larger answer is not something Vonage documents
 # The subaccount list is one unpaginated answer of ~200 bytes per subaccount: 1 MiB would stop
 # discovery at about 5,000 subaccounts; 32 MiB is room for ~160,000.
 MAX_SUBACCOUNTS_BODY = 32 << 20
-# A 403 ``type`` that means "already two secrets": today's name, and the older API's (recorded
-# in Vonage's SDK test fixtures).
-SECRET_LIMIT_KINDS = frozenset({"add-excess-secret", "maximum-secrets-allowed"})
-
-
-@dataclass(frozen=True)
-class SecretInfo:
-    # Always a validated SecretId; typed ``str`` until the engine's sets and lists (rotation.py)
-    # are typed SecretId too (set[SecretId] is not a set[str] to mypy).
-    id: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Subaccount:
-    api_key: ApiKey
-    name: str | None
-    suspended: bool
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What a call returned, with Vonage's ``X-Request-Id`` for the audit log."""
-
-    request_id: str | None
-    secrets: list[SecretInfo] = field(default_factory=list)
-    created: SecretInfo | None = None
-    subaccounts: list[Subaccount] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)  # listed keys refused (sanitised): quarantine
-    revoked: bool = False  # Vonage itself answered the DELETE 204: the secret is gone
 
 
 def _rate_limited(exc: BaseException) -> bool:
@@ -149,12 +115,7 @@ class VonageClient:
 
     def list_secrets(self, creds: Credentials, api_key: str) -> Reply:
         response = self._retrying(lambda: self._send("GET", self._secrets_url(api_key), creds))
-        embedded = _json(response).get("_embedded")
-        items = embedded.get("secrets") if isinstance(embedded, dict) else None
-        if not isinstance(items, list):
-            raise _protocol(response, "secret list without _embedded.secrets")
-        secrets = sorted((_secret_info(response, item) for item in items), key=_age_order)
-        return Reply(_request_id(response), secrets=secrets)
+        return Reply(request_id(response), secrets=secret_list(response))
 
     def create_secret(self, creds: Credentials, api_key: str, secret: Secret) -> Reply:
         """POST, repeated only after a 429 (refused unprocessed: nothing was created). On
@@ -165,7 +126,7 @@ class VonageClient:
             ),
             retry_on=_rate_limited,
         )
-        return Reply(_request_id(response), created=_secret_info(response, _json(response)))
+        return Reply(request_id(response), created=secret_info(response, json_object(response)))
 
     def revoke_secret(self, creds: Credentials, api_key: str, secret_id: str) -> Reply:
         """DELETE, retried; a 404 after an attempt that may have applied counts as done.
@@ -199,7 +160,7 @@ class VonageClient:
                 raise
 
         response = self._retrying(attempt)
-        return Reply(_request_id(response), revoked=response.status_code == 204 and not inferred)
+        return Reply(request_id(response), revoked=response.status_code == 204 and not inferred)
 
     # -- authentication check, subaccounts, SMS ----------------------------------------------
 
@@ -212,37 +173,16 @@ class VonageClient:
         response = self._retrying(
             lambda: self._send("GET", url, creds), retry_on=_retryable if retry else _never
         )
-        body = _json(response)
-        if "value" not in body:
-            raise _protocol(response, "balance answer without 'value'")
-        return Reply(_request_id(response))
+        check_balance(response)
+        return Reply(request_id(response))
 
     def list_subaccounts(self, creds: Credentials) -> Reply:
         url = self._url(self._config.api_url, "accounts", creds.api_key, "subaccounts")
         response = self._retrying(
             lambda: self._send("GET", url, creds, max_body=MAX_SUBACCOUNTS_BODY)
         )
-        embedded = _json(response).get("_embedded")
-        items = embedded.get("subaccounts") if isinstance(embedded, dict) else None
-        if not isinstance(items, list):
-            raise _protocol(response, "subaccount list without _embedded.subaccounts")
-        subaccounts, refused = [], []
-        for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("api_key"), str):
-                raise _protocol(response, "subaccount without api_key")
-            if not is_api_key(item["api_key"]):
-                # One bad key is refused alone (quarantined by the caller); the rest stand.
-                refused.append(shown(item["api_key"]))
-                log.warning("subaccount_key_refused", api_key=refused[-1])
-                continue
-            subaccounts.append(
-                Subaccount(
-                    api_key=ApiKey(item["api_key"]),
-                    name=item.get("name") if isinstance(item.get("name"), str) else None,
-                    suspended=bool(item.get("suspended", False)),
-                )
-            )
-        return Reply(_request_id(response), subaccounts=subaccounts, refused=refused)
+        subaccounts, refused = subaccount_list(response)
+        return Reply(request_id(response), subaccounts=subaccounts, refused=refused)
 
     def send_sms(self, creds: Credentials, *, sender: str, to: str, text: str) -> Reply:
         url = self._url(self._config.rest_url, "sms", "json")
@@ -256,15 +196,8 @@ class VonageClient:
         response = self._retrying(
             lambda: self._send("POST", url, None, data=form), retry_on=_rate_limited
         )
-        messages = _json(response).get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise _protocol(response, "SMS answer without messages")
-        status = str(messages[0].get("status", "")) if isinstance(messages[0], dict) else ""
-        if status != "0":
-            text = messages[0].get("error-text", "") if isinstance(messages[0], dict) else ""
-            message = f"SMS to {to} refused: status {status[:10]} {str(text)[:200]}".strip()
-            raise VonageError(scrub(message))
-        return Reply(_request_id(response))
+        check_sms(response, to)
+        return Reply(request_id(response))
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -337,28 +270,12 @@ class VonageClient:
         try:
             response = self._http.send(request, stream=True)
             try:
-                body = _read_capped(response, max_body)
+                body = read_capped(response, max_body)
             finally:
                 response.close()
-        except httpx.ConnectError as exc:
-            raise VonageTransportError(
-                f"{method} {path}: cannot connect to {request.url.host}", maybe_applied=False
-            ) from exc
-        except httpx.ConnectTimeout as exc:
-            raise VonageTransportError(
-                f"{method} {path}: connection to {request.url.host} timed out",
-                maybe_applied=False,
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise VonageTransportError(
-                f"{method} {path}: no answer within {self._config.timeout.total_seconds():g}s",
-                maybe_applied=method != "GET",
-            ) from exc
         except httpx.TransportError as exc:
-            raise VonageTransportError(
-                f"{method} {path}: connection failed ({type(exc).__name__})",
-                maybe_applied=method != "GET",
-            ) from exc
+            timeout = self._config.timeout.total_seconds()
+            raise transport_error(method, request, exc, timeout) from exc
         response = httpx.Response(
             response.status_code, headers=response.headers, content=body, request=request
         )
@@ -367,156 +284,40 @@ class VonageClient:
             method=method,
             path=path,
             status=response.status_code,
-            request_id=_request_id(response),
+            request_id=request_id(response),
             seconds=round(time.monotonic() - started, 4),
             rate_wait=round(waited, 4),
         )
         if response.status_code == 429:
-            self.rate_limited += 1
-            retry_after = _retry_after(response)
-            cap = self._config.max_retry_after.total_seconds()
-            self._limiter.pause(min(retry_after if retry_after is not None else 1.0, cap))
-            if retry_after is not None and retry_after > cap:
-                raise VonageRateLimitError(
-                    f"{method} {path}: HTTP 429 asking to wait {retry_after:g}s, more than "
-                    f"vonage.max_retry_after ({cap:g}s); not waiting",
-                    retry_after=retry_after,
-                    status=429,
-                    request_id=_request_id(response),
-                    hint="re-run later, or raise vonage.max_retry_after",
-                )
+            self._on_429(method, path, response)
         if response.is_success:
             return response
-        raise _error_for(method, path, response)
+        raise error_for(method, path, response)
 
-
-def _read_capped(response: httpx.Response, limit: int = MAX_BODY) -> bytes:
-    chunks, size = [], 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise VonageProtocolError(
-                f"{response.request.method} {response.request.url.path}: answer larger than "
-                f"{limit // 1024} KiB",
-                status=response.status_code,
-                request_id=_request_id(response),
+    def _on_429(self, method: str, path: str, response: httpx.Response) -> None:
+        """A 429: every call of the process pauses (shared limiter) for its Retry-After, and a
+        Retry-After beyond ``vonage.max_retry_after`` fails the call instead of being slept."""
+        self.rate_limited += 1
+        wait = retry_after(response)
+        cap = self._config.max_retry_after.total_seconds()
+        self._limiter.pause(min(wait if wait is not None else 1.0, cap))
+        if wait is not None and wait > cap:
+            raise VonageRateLimitError(
+                f"{method} {path}: HTTP 429 asking to wait {wait:g}s, more than "
+                f"vonage.max_retry_after ({cap:g}s); not waiting",
+                retry_after=wait,
+                status=429,
+                request_id=request_id(response),
+                hint="re-run later, or raise vonage.max_retry_after",
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
-def _request_id(response: httpx.Response) -> str | None:
-    """Vonage's request id, printable ASCII only and short: it goes into messages and the log."""
-    value = "".join(c for c in response.headers.get("X-Request-Id", "")[:64] if " " < c <= "~")
-    return value or None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    content_type = response.headers.get("Content-Type", "")
-    try:
-        body = response.json()
-    except ValueError:
-        raise _protocol(response, f"not JSON (Content-Type {content_type or 'missing'})") from None
-    if not isinstance(body, dict):
-        raise _protocol(response, "JSON that is not an object")
-    return body
-
-
-def _protocol(response: httpx.Response, what: str) -> VonageProtocolError:
-    request = response.request
-    return VonageProtocolError(
-        scrub(f"{request.method} {request.url.path}: unexpected answer from Vonage: {what}"),
-        status=response.status_code,
-        request_id=_request_id(response),
-    )
-
-
-def _invalid(
-    response: httpx.Response, parse: Callable[[object], object], value: object
-) -> VonageInvalidIdentifierError:
-    """The answer named an identifier ``parse`` refuses: say which, sanitised, and why."""
-    try:
-        parse(value)
-    except RotatorError as exc:
-        reason = str(exc.args[0]) if exc.args else "malformed identifier"
-    else:  # pragma: no cover - only called for values the pattern refused
-        reason = "malformed identifier"
-    request = response.request
-    return VonageInvalidIdentifierError(
-        scrub(f"{request.method} {request.url.path}: refused Vonage's answer: {reason}"),
-        status=response.status_code,
-        request_id=_request_id(response),
-    )
-
-
-def _secret_info(response: httpx.Response, item: object) -> SecretInfo:
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-        raise _protocol(response, "secret without an id")
-    if not is_secret_id(item["id"]):
-        raise _invalid(response, parse_secret_id, item["id"])
-    secret_id = SecretId(item["id"])
-    created = item.get("created_at")
-    try:
-        created_at = clock.parse(str(created))
-    except ValueError:
-        shown = repr(str(created)[:40])
-        raise _protocol(response, f"secret {secret_id} with created_at {shown}") from None
-    return SecretInfo(id=secret_id, created_at=created_at)
-
-
-def _age_order(info: SecretInfo) -> tuple[datetime, str]:
-    return info.created_at, info.id
-
-
-def _problem(response: httpx.Response) -> tuple[str, str]:
-    """(type suffix, human detail) from an RFC 7807 body, tolerating anything else."""
-    try:
-        body = response.json()
-    except ValueError:
-        return "", ""
-    if not isinstance(body, dict):
-        return "", ""
-    kind = str(body.get("type", "")).rpartition("#")[2][:64]
-    detail = str(body.get("detail") or body.get("title") or body.get("error-code-label") or "")
-    if body.get("invalid_parameters"):
-        kind = kind or "validation"
-    # Scrubbed before truncation, so a cut can never leave part of a secret behind; control
-    # characters go so that no answer can write to the operator's terminal.
-    detail = "".join(c if c.isprintable() else " " for c in scrub(detail))
-    return kind, detail[:300]
-
-
-def _error_for(method: str, path: str, response: httpx.Response) -> VonageError:
-    status = response.status_code
-    kind, detail = _problem(response)
-    where = f"{method} {path}: HTTP {status}" + (f" {detail}" if detail else "")
-    common: dict[str, Any] = {"status": status, "request_id": _request_id(response)}
-    if status == 401:
-        return VonageAuthError(where, **common)
-    if status == 403:
-        if kind in SECRET_LIMIT_KINDS:
-            return VonageSecretLimitError(where, **common)
-        if kind == "delete-last-secret":
-            return VonageLastSecretError(where, **common)
-        return VonageForbiddenError(where, **common)
-    if status == 404:
-        return VonageNotFoundError(where, **common)
-    if status == 400 and method == "POST" and path.endswith("/secrets"):
-        if kind == "validation":
-            return VonageValidationError(where, **common)
-        return VonageSecretLimitError(where, **common)
-    if status == 400:
-        return VonageValidationError(where, **common)
-    if status == 429:
-        return VonageRateLimitError(where, retry_after=_retry_after(response), **common)
-    if status >= 500:
-        return VonageServerError(where, **common)
-    return VonageError(where, **common)
+__all__ = [
+    "MAX_BODY",
+    "MAX_SUBACCOUNTS_BODY",
+    "SECRET_LIMIT_KINDS",
+    "Reply",
+    "SecretInfo",
+    "Subaccount",
+    "VonageClient",
+]

@@ -134,7 +134,8 @@ def test_verify_catches_a_deleted_tail_with_its_head_rewound(audit: AuditLog) ->
 def test_verify_catches_a_fully_recomputed_chain_by_the_anchor(audit: AuditLog) -> None:
     """Rewriting a key's whole chain, its head and the fold verifies alone, but not against the
     head anchored before: the attacker cannot reach the anchor."""
-    from rotator.audit import GENESIS, _hashed_fields, event_hash
+    from rotator.audit import GENESIS, event_hash
+    from rotator.audit_chain import hashed_fields
     from rotator.models import AuditEventRow
 
     anchored = audit.fold()
@@ -146,7 +147,7 @@ def test_verify_catches_a_fully_recomputed_chain_by_the_anchor(audit: AuditLog) 
         prev = GENESIS
         rows = conn.execute(sa.select(AuditEventRow).order_by(AuditEventRow.seq)).all()
         for row in rows:
-            fields = {**_hashed_fields(row), "outcome": "forged"}
+            fields = {**hashed_fields(row), "outcome": "forged"}
             new = event_hash(prev, fields)
             conn.execute(
                 sa.text("UPDATE audit_events SET outcome = 'forged', prev_hash = :p, hash = :h "
@@ -185,13 +186,14 @@ def test_keys_append_to_chains_of_their_own(audit: AuditLog) -> None:
 
 def test_verify_catches_a_rehashed_edit_by_the_next_row(audit: AuditLog) -> None:
     """Recomputing an edited row's own hash still breaks the link from the row after it."""
-    from rotator.audit import _hashed_fields, event_hash
+    from rotator.audit import event_hash
+    from rotator.audit_chain import hashed_fields
     from rotator.models import AuditEventRow
 
     disable_guard(audit.engine)
     with audit.engine.begin() as conn:
         row = conn.execute(sa.select(AuditEventRow).where(AuditEventRow.seq == 3)).one()
-        fields = {**_hashed_fields(row), "outcome": "failed"}
+        fields = {**hashed_fields(row), "outcome": "failed"}
         new_hash = event_hash(row.prev_hash, fields)
         conn.execute(
             sa.text("UPDATE audit_events SET outcome = 'failed', hash = :h WHERE seq = 3"),

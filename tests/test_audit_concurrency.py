@@ -15,7 +15,8 @@ from alembic import command
 from sqlalchemy.exc import DBAPIError
 
 from rotator import db
-from rotator.audit import GENESIS, AuditLog, _lock_head, event_hash
+from rotator.audit import GENESIS, AuditLog, event_hash
+from rotator.audit_chain import lock_head
 from rotator.clock import utcnow
 from tests.conftest import PG_ADMIN_DSN
 
@@ -40,7 +41,7 @@ def test_a_key_appends_while_another_keys_chain_is_locked(pg_audit: AuditLog) ->
     """Key b's event is written while a transaction holds key a's head (no global lock)."""
     note(pg_audit, "a")
     with pg_audit.engine.begin() as holder:
-        _lock_head(holder, "a")
+        lock_head(holder, "a")
         note(pg_audit, "b")  # would wait, then hit lock_timeout, under one global lock
         assert [e.api_key for e in pg_audit.events()] == ["a", "b"]
     assert pg_audit.verify_chain().ok

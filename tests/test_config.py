@@ -360,3 +360,18 @@ def test_durations_format_shortly() -> None:
     assert format_duration(timedelta(days=2, hours=3, minutes=4)) == "2d3h"
     assert format_duration(timedelta(seconds=45)) == "45s"
     assert format_duration(timedelta(0)) == "0s"
+
+
+@pytest.mark.parametrize("path", ["../sys", "a/../../b", "/", ""])
+def test_control_vault_path_cannot_climb_or_be_empty(path: str) -> None:
+    """An http.control.vault_path that climbs out of its subtree, or names none, is refused."""
+    assert "http.control.vault_path" in error_of(with_("http.control", vault_path=path))
+
+
+def test_vault_paths_drop_their_slashes() -> None:
+    """Vault paths of every section lose leading and trailing '/' the same way."""
+    data = with_("vault", mount="/kv/", state_prefix="/state/")
+    data["http"] = {"control": {"vault_path": "/ctl/"}}
+    config = parse_config(data)
+    assert (config.vault.mount, config.vault.state_prefix) == ("kv", "state")
+    assert config.http.control.vault_path == "ctl"

@@ -14,6 +14,7 @@ from rotator.config import VonageConfig
 from rotator.devtools.simulator import Fault, VonageSimulator
 from rotator.errors import (
     InvalidIdentifierError,
+    VonageError,
     VonageInvalidIdentifierError,
     VonageRateLimitError,
     VonageSecretLimitError,
@@ -207,3 +208,16 @@ def test_millisecond_timestamps_parse(sim: VonageSimulator, recorder: Recorder) 
     [info] = recorder.vonage.list_secrets(ADMIN, "sub00001").secrets
     assert info.created_at.microsecond == 123000
     assert info.created_at.utcoffset() == timedelta(0)
+
+
+def test_spoofed_sms_refusal_echoing_the_secret_is_scrubbed(
+    sim: VonageSimulator, recorder: Recorder
+) -> None:
+    """An SMS refusal whose error text echoes the sender's secret never repeats the secret."""
+    refusal = {"status": "4", "error-text": f"bad credentials {PRIMARY_SECRET}\x1b[31m"}
+    body = json.dumps({"message-count": "1", "messages": [refusal]})
+    sim.inject(Fault(action="body", method="POST", path="*/sms/json", status=200, body=body))
+    with pytest.raises(VonageError) as caught:
+        recorder.vonage.send_sms(ADMIN, sender="Rotator", to="447700900001", text="hello")
+    assert "refused: status 4" in str(caught.value)
+    assert PRIMARY_SECRET not in str(caught.value)

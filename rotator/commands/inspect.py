@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -97,27 +97,7 @@ def _print_plans(views: list[KeyView], holds: dict[str, str | None], *, as_json:
         if view.error:
             out.print(f"  [red]cannot inspect: {m(scrub(view.error))}[/red]")
             continue
-        for secret in view.secrets:
-            mark = "current" if view.current is secret else ""
-            age = _age(now - secret.created_at)
-            out.print(terminal(f"  secret {secret.id}  age {age:>8}  {mark}"), markup=False)
-        vault = "no record"
-        if view.record_present:
-            vault = f"current secret id {view.record_secret_id or '(none recorded)'}"
-        if view.pending:
-            vault += f"; pending {view.pending_id or '(not yet on Vonage)'}"
-        if view.previous_id:
-            vault += f"; previous {view.previous_id}"
-        if view.adopted_id:
-            vault += f"; adopted {view.adopted_id}"
-        out.print(terminal(f"  vault: {vault}"), markup=False)
-        if view.grace_until:
-            out.print(f"  in grace until {view.grace_until:%Y-%m-%d %H:%M:%S}Z: rotation postponed")
-        if view.last_run is not None:
-            run = view.last_run
-            out.print(
-                f"  last run: {run.status} {run.started_at:%Y-%m-%d %H:%M}Z ({m(run.id[:8])})"
-            )
+        _print_facts(out, view, now)
         assert view.plan is not None
         if view.plan.blocked:
             out.print(f"  [red]would stop: {m(scrub(view.plan.blocked))}[/red]")
@@ -126,6 +106,32 @@ def _print_plans(views: list[KeyView], holds: dict[str, str | None], *, as_json:
             out.print("  would:")
             for number, action in enumerate(view.plan.actions, 1):
                 out.print(terminal(f"    {number}. {scrub(action)}"), markup=False)
+
+
+def _print_facts(out: Any, view: KeyView, now: datetime) -> None:
+    """A key's secrets, Vault record, grace period and last run, as ``plan`` shows them."""
+    from rotator.escape import markup as m
+    from rotator.escape import terminal
+
+    for secret in view.secrets:
+        mark = "current" if view.current is secret else ""
+        age = _age(now - secret.created_at)
+        out.print(terminal(f"  secret {secret.id}  age {age:>8}  {mark}"), markup=False)
+    vault = "no record"
+    if view.record_present:
+        vault = f"current secret id {view.record_secret_id or '(none recorded)'}"
+    if view.pending:
+        vault += f"; pending {view.pending_id or '(not yet on Vonage)'}"
+    if view.previous_id:
+        vault += f"; previous {view.previous_id}"
+    if view.adopted_id:
+        vault += f"; adopted {view.adopted_id}"
+    out.print(terminal(f"  vault: {vault}"), markup=False)
+    if view.grace_until:
+        out.print(f"  in grace until {view.grace_until:%Y-%m-%d %H:%M:%S}Z: rotation postponed")
+    if view.last_run is not None:
+        run = view.last_run
+        out.print(f"  last run: {run.status} {run.started_at:%Y-%m-%d %H:%M}Z ({m(run.id[:8])})")
 
 
 def plan(
@@ -141,8 +147,6 @@ def plan(
 
 def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
     """Every key: secret count, current secret and age, last run, next due, lease holder."""
-    from rich.table import Table
-
     from rotator.services import build
 
     services = build(get_config())
@@ -164,6 +168,15 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
             ]
         )
         return
+    console().print(_status_table(views, dues, holds))
+
+
+def _status_table(
+    views: list[KeyView], dues: dict[str, datetime | None], holds: dict[str, str | None]
+) -> Any:
+    """``rotator status``'s table: one row per key, failures in red, holds in yellow."""
+    from rich.table import Table
+
     from rotator.escape import markup as m
 
     table = Table(title="rotator status")
@@ -189,7 +202,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
             m(view.lease.owner) if view.lease and view.lease.active else "",
             f"[yellow]{m(holds[view.api_key])}[/yellow]" if holds[view.api_key] else "",
         )
-    console().print(table)
+    return table
 
 
 def check() -> None:

@@ -2,7 +2,8 @@
 period has passed, follow the account's keys, and refresh what other replicas changed.
 
 Every failure of one key is logged, noted on the key and alerted: a key's job is never lost, and
-one key's trouble never stops the others.
+one key's trouble never stops the others. What the daemon knows of each key is kept by
+``daemon.facts``; what holds a due key back (pause, stuck, a lease elsewhere) by ``daemon.holding``.
 """
 
 from __future__ import annotations
@@ -10,24 +11,24 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
 import structlog
 
 from rotator.audit import Run, RunStatus, Trigger
-from rotator.clock import parse
 from rotator.config import Config
+from rotator.daemon.facts import KeyFacts
+from rotator.daemon.holding import HoldCheck, recheck_interval
 from rotator.daemon.jobs import Jobs
-from rotator.daemon.registry import Facts, KeyRegistry
+from rotator.daemon.registry import KeyRegistry
 from rotator.discovery import Account, Discovery
 from rotator.errors import GracePeriodActiveError, LeaseHeldError, RotatorError
-from rotator.holds import ALL, Holds
-from rotator.lease import owner_is_dead
+from rotator.holds import Holds
 from rotator.metrics import Metrics
 from rotator.notify import Notifier
-from rotator.scheduling import grace_for, max_secret_age, may_start, next_due, schedule_for
+from rotator.scheduling import may_start
 from rotator.services import Services
 from rotator.snapshot import FAILED_STATUSES
 
@@ -35,7 +36,6 @@ log = structlog.get_logger("rotator.daemon")
 
 ACTOR: Final = "rotator-daemon"
 BLOCKED_RECHECK = timedelta(seconds=0.25)  # a key waiting for the primary (or vice versa)
-FULL_REFRESH = 600.0  # seconds: every key re-read, not only those with new audit events
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,11 +61,23 @@ class Context:
 class Work:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._recheck = min(
-            max(ctx.config.rotation.lease_ttl / 2, timedelta(seconds=1)), timedelta(seconds=30)
+        self._recheck = recheck_interval(ctx.config)
+        self._facts = KeyFacts(
+            config=ctx.config,
+            clock=ctx.clock,
+            stop=ctx.stop,
+            keys=ctx.keys,
+            metrics=ctx.metrics,
+            services=ctx.services,
         )
-        self._seen_seq: int | None = None  # audit events up to here are reflected in the keys
-        self._full_refresh_due = 0.0  # time.monotonic() of the next full refresh
+        self._holding = HoldCheck(
+            config=ctx.config,
+            holds=ctx.holds,
+            keys=ctx.keys,
+            metrics=ctx.metrics,
+            services=ctx.services,
+            alert=self.alert,
+        )
 
     @property
     def context(self) -> Context:
@@ -126,7 +138,7 @@ class Work:
         ctx = self._ctx
         now = ctx.clock()
         due = self.refresh(key)  # also when busy: the primary's turn depends on every due
-        if self._held_elsewhere(key):
+        if self._holding.held_elsewhere(key):
             return now + self._recheck
         if ctx.services.audit.unfinished_runs(key):
             for run in ctx.services.rotator.resume_unfinished(key):
@@ -153,52 +165,8 @@ class Work:
         return self.refresh(key)
 
     def _held(self, key: str, now: datetime) -> datetime | None:
-        """When a pause or the stuck rule holds a due key: when to look again (a pause can be
-        lifted early by ``rotator resume`` on any host, so never later than a recheck)."""
-        ctx = self._ctx
-        holds = ctx.holds
-        pause = holds.pause_for(key, now)
-        failures = holds.failures(key, ctx.config.rotation.max_attempts)
-        stuck = pause is None and failures >= ctx.config.rotation.max_attempts
-        ctx.keys.set_hold(key, paused=pause.describe() if pause else None, stuck=stuck)
-        ctx.metrics.paused.labels(api_key=key).set(1 if pause else 0)
-        ctx.metrics.stuck.labels(api_key=key).set(1 if stuck else 0)
-        if pause is not None:
-            log.info("key_paused", api_key=key, detail=pause.describe())
-            later = now + self._recheck
-            return min(pause.until, later) if pause.until else later
-        if stuck:
-            self._alert_stuck(key, failures)
-            return now + self._recheck
-        return None
-
-    def _alert_stuck(self, key: str, failures: int) -> None:
-        """One alert per stuck episode (none again until a run ends after it), sent under the
-        key's lease so two replicas never both send it."""
-        leases = self._ctx.services.leases
-        try:
-            lease = leases.acquire(key, wait=timedelta(0))
-        except LeaseHeldError:
-            return  # another replica is on it
-        try:
-            self._alert_stuck_locked(key, failures)
-        finally:
-            leases.release(lease)
-
-    def _alert_stuck_locked(self, key: str, failures: int) -> None:
-        ctx = self._ctx
-        last_alert = ctx.services.audit.last_alert("stuck", key)
-        newest = ctx.services.audit.runs(api_key=key, limit=1)
-        ended = newest[0].finished_at if newest else None
-        if last_alert is not None and (ended is None or last_alert >= ended):
-            return
-        log.error("key_stuck", api_key=key, failures=failures)
-        self.alert(
-            "stuck",
-            key,
-            f"{failures} rotations in a row failed or were rolled back; no more automatic "
-            f"attempts. Fix the cause (rotator plan {key}), then: rotator resume {key}",
-        )
+        """When a pause or the stuck rule holds a due key: when to look again (``holding``)."""
+        return self._holding.held(key, now)
 
     def emergency(self, key: str, reason: str) -> bool:
         """An emergency rotation now (drift): pauses and the stuck rule do not hold it."""
@@ -295,120 +263,14 @@ class Work:
     def refresh(
         self, key: str, *, spread_new: bool = True, age_from_vault: bool = True
     ) -> datetime | None:
-        """Re-read the key's history from the audit log; returns (and records) its due time.
-        ``age_from_vault``: a never-rotated key's secret age comes from Vault's rotated_at."""
-        if self._ctx.keys.first_seen(key) is None:
-            return None
-        audit = self._ctx.services.audit
-        newest = audit.runs(api_key=key, limit=1)
-        history = (audit.last_success(key), newest[0] if newest else None)
-        return self._apply(key, history, spread_new=spread_new, age_from_vault=age_from_vault)
+        """Re-read the key's facts from the audit log; returns its due time (``facts``)."""
+        return self._facts.refresh(key, spread_new=spread_new, age_from_vault=age_from_vault)
 
     def refresh_many(
         self, keys: list[str], *, spread_new: bool = True, age_from_vault: bool = True
     ) -> None:
-        """``refresh`` for many keys from one grouped read of the audit log (start-up and the
-        full pass: two queries per key took ~20 s for 10,000 keys)."""
-        try:
-            histories = self._ctx.services.audit.key_histories()
-        except RotatorError as exc:
-            for key in keys:
-                self._ctx.keys.note_error(key, str(exc))
-            return
-        for key in keys:
-            if self._ctx.stop.is_set():
-                return
-            try:
-                self._apply(
-                    key,
-                    histories.get(key, (None, None)),
-                    spread_new=spread_new,
-                    age_from_vault=age_from_vault,
-                )
-            except RotatorError as exc:
-                self._ctx.keys.note_error(key, str(exc))
-
-    def _apply(
-        self,
-        key: str,
-        history: tuple[datetime | None, Run | None],
-        *,
-        spread_new: bool,
-        age_from_vault: bool,
-    ) -> datetime | None:
-        """Record the key's due time and metrics from its (last success, newest run)."""
-        ctx = self._ctx
-        first_seen = ctx.keys.first_seen(key)
-        if first_seen is None:
-            return None
-        last_success, last_run = history
-        failed = last_run is not None and last_run.status in FAILED_STATUSES
-        last_failure = None
-        if last_run is not None and failed:
-            last_failure = last_run.finished_at or last_run.started_at
-        schedule = schedule_for(ctx.config, key)
-        due = next_due(
-            schedule,
-            api_key=key,
-            last_success=last_success,
-            first_seen=first_seen,
-            last_failure=last_failure,
-            retry_delay=ctx.config.rotation.retry_delay,
-            spread_new=spread_new,
-        )
-        grace = self._grace_until(key, last_run)
-        if grace is not None:
-            due = max(due, grace)  # never revoke a previous secret inside its grace period
-        since = last_success or ctx.keys.secret_since(key)
-        if since is None and age_from_vault:
-            since = self._vault_rotated_at(key)
-        facts = Facts(due=due, last_success=last_success, last_run=last_run, secret_since=since)
-        ctx.keys.apply(key, replace(facts, grace_until=grace))
-        max_age = max_secret_age(schedule, grace=grace_for(ctx.config, key), now=ctx.clock())
-        ctx.metrics.set_key(
-            key,
-            last_success=last_success,
-            secret_since=since,
-            next_due=due,
-            max_age_seconds=max_age.total_seconds(),
-            last_run_failed=failed,
-            grace_until=grace,
-        )
-        return due
-
-    def _grace_until(self, key: str, last_run: Run | None) -> datetime | None:
-        """When the key's outstanding grace period ends, if it has not: its newest run's
-        ``revoke_after``, or what a refused rotation reported (``Work._rotate``)."""
-        now = self._ctx.clock()
-        candidates = [self._ctx.keys.grace_until(key)]
-        if last_run is not None and last_run.status == RunStatus.AWAITING_REVOKE:
-            candidates.append(last_run.revoke_after)
-        pending = [c for c in candidates if c is not None and c > now]
-        return max(pending) if pending else None
-
-    def _vault_rotated_at(self, key: str) -> datetime | None:
-        """The age of a secret rotator never rotated here, if Vault's record says when."""
-        try:
-            record = self._ctx.services.vault.read_current(key)
-        except RotatorError:
-            return None
-        if record is None or not record.rotated_at:
-            return None
-        try:
-            return parse(record.rotated_at)
-        except ValueError:
-            return None
-
-    def _held_elsewhere(self, key: str) -> bool:
-        """Another live process holds the key's lease (a dead one's is taken over at once)."""
-        leases = self._ctx.services.leases
-        info = leases.holder(key)
-        return (
-            info is not None
-            and info.active
-            and info.owner != leases.owner
-            and not owner_is_dead(info.owner)
-        )
+        """``refresh`` for many keys from one grouped read of the audit log."""
+        self._facts.refresh_many(keys, spread_new=spread_new, age_from_vault=age_from_vault)
 
     # -- scheduling -------------------------------------------------------------------------
 
@@ -506,8 +368,8 @@ class Work:
         """Deferred revocations, and state/metrics refreshed for runs other replicas did."""
         ctx = self._ctx
         self.revoke_due()
-        self._note_pauses()
-        stale = self._stale_keys()
+        self._holding.note_pauses(ctx.clock())
+        stale = self._facts.stale_keys()
         if stale is None:
             self.refresh_many(ctx.keys.names())
         for key in ctx.keys.names():
@@ -520,37 +382,6 @@ class Work:
                 ctx.keys.note_error(key, str(exc))
             if ctx.jobs.check_missing(key) and not ctx.keys.is_running(key):
                 self.schedule(key)  # a safety net: every key always has its job
-
-    def _note_pauses(self) -> None:
-        """Pauses set on any host, shown on /status and /metrics (one query per pass)."""
-        ctx = self._ctx
-        try:
-            pauses = ctx.holds.active_pauses(ctx.clock())
-        except RotatorError as exc:
-            log.error("pauses_unreadable", error=str(exc))
-            return
-        every = pauses.get(ALL)
-        for key in ctx.keys.names():
-            pause = pauses.get(key) or every
-            ctx.keys.set_hold(key, paused=pause.describe() if pause else None)
-            ctx.metrics.paused.labels(api_key=key).set(1 if pause else 0)
-
-    def _stale_keys(self) -> set[str] | None:
-        """Keys to re-read: those with audit events since the last pass (runs of other replicas)
-        or a noted error; None means all, every FULL_REFRESH. Re-reading all 10,000 keys every
-        30 s cost a third of a CPU core in an idle daemon."""
-        try:
-            changed, newest = self._ctx.services.audit.keys_changed(self._seen_seq or 0)
-        except RotatorError as exc:
-            log.error("audit_unreadable", error=str(exc))
-            self._seen_seq = None
-            return None
-        full = self._seen_seq is None or time.monotonic() >= self._full_refresh_due
-        self._seen_seq = newest  # read before the refresh: later events are seen next pass
-        if full:
-            self._full_refresh_due = time.monotonic() + FULL_REFRESH
-            return None
-        return changed | self._ctx.keys.with_errors()
 
     def quarantine(self, key: str, why: str) -> None:
         """Skip a key that cannot be handled: shown in status and metrics, alerted once."""

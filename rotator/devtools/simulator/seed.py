@@ -88,6 +88,12 @@ def seed_kwargs(data: object, *, source: str = "seed") -> dict[str, Any]:
         "primary_secret": primary["secret"],
         "subaccounts": subaccounts,
     }
+    return {**kwargs, **_settings(data, fail)}
+
+
+def _settings(data: Mapping[str, Any], fail: _Fail) -> dict[str, Any]:
+    """The simulator's behaviour settings of a seed (limits, delays, the random seed)."""
+    kwargs: dict[str, Any] = {}
     if "excess_secret_status" in data:
         status = data["excess_secret_status"]
         if status not in (400, 403) or isinstance(status, bool):

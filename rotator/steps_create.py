@@ -1,0 +1,121 @@
+"""The create step: POST the staged secret to Vonage, settling an ambiguous answer by listing
+(never a blind re-POST, which could take the key's last slot), and in an emergency the rounds
+against someone re-adding secrets (each an audit event naming what it revoked).
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import replace
+
+import structlog
+
+from rotator.clock import utcnow
+from rotator.errors import (
+    VonageError,
+    VonageLastSecretError,
+    VonageNotFoundError,
+    VonageProtocolError,
+    VonageSecretLimitError,
+    VonageServerError,
+    VonageTransportError,
+)
+from rotator.protocol import Step, verify_backoff
+from rotator.runio import RunIO, RunRecord
+from rotator.vonage import Reply
+
+log = structlog.get_logger("rotator.rotation")
+CREATE_ATTEMPTS = 3
+EMERGENCY_ROUND_STEP = "emergency_round"
+EMERGENCY_ROUNDS = 3  # create attempts an emergency makes against someone re-adding secrets
+AMBIGUOUS = (VonageTransportError, VonageServerError, VonageProtocolError)
+
+
+def create(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Create the staged secret on Vonage; an ambiguous POST is settled by listing, not re-POST.
+
+    ``posted`` tells rollback whether a POST of this run may have applied: after a definite
+    refusal it did not, so no secret on Vonage can be this run's (an attacker's never is)."""
+    with io.step(Step.CREATE) as report:
+        rec = io.checkpoint(replace(rec, posted=True))
+        try:
+            new_id, report.request_id = _create_winning(io, rec, report.detail)
+        except VonageError as exc:
+            if not isinstance(exc, AMBIGUOUS):
+                io.checkpoint(replace(rec, posted=False))
+            raise
+        rec = io.checkpoint(replace(rec, new_id=new_id))
+        report.secret_id = new_id
+        io.deps.audit.update_run(rec.run.id, new_secret_id=new_id)
+        pending = rec.state.pending
+        assert pending is not None
+        state = io.deps.vault.update_state(
+            rec.api_key, cas=rec.state.version, known=rec.state, pending=pending.with_id(new_id)
+        )
+        rec = io.checkpoint(replace(rec, state=state))
+        report.vault_version = state.version
+    return rec
+
+
+def _create_winning(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
+    """Create; in an emergency, a key full again since make room means someone is adding
+    secrets: every secret but the one applications use now is revoked and create retried, for
+    ``EMERGENCY_ROUNDS`` rounds, each an audit event naming what it revoked."""
+    for round_no in range(1, EMERGENCY_ROUNDS + 1):
+        try:
+            return _create_once(io, rec, detail)
+        except VonageSecretLimitError:
+            if not rec.emergency or round_no == EMERGENCY_ROUNDS:
+                raise
+            _revoke_intruders(io, rec, round_no)
+            detail["emergency_rounds"] = round_no
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _revoke_intruders(io: RunIO, rec: RunRecord, round_no: int) -> list[str]:
+    """One emergency round: revoke every secret rotator neither uses nor made (audited)."""
+    started = utcnow()
+    listed, _ = io.list_secrets(rec.api_key)
+    intruders = [s.id for s in listed if s.id != rec.old_id]
+    revoked: list[str] = []
+    for secret_id in intruders:
+        with suppress(VonageNotFoundError, VonageLastSecretError):
+            io.revoke(rec.api_key, secret_id)
+            revoked.append(secret_id)
+    io.deps.audit.record(
+        run_id=rec.run.id,
+        api_key=rec.api_key,
+        step=EMERGENCY_ROUND_STEP,
+        outcome="revoked",
+        started_at=started,
+        actor=rec.run.actor,
+        detail={"round": round_no, "revoked": revoked, "kept": rec.old_id},
+    )
+    log.warning("emergency_round", round=round_no, revoked=revoked)
+    return revoked
+
+
+def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
+    """The new secret's id, and the request id of the POST that made it (None if listed)."""
+    secret = rec.new_secret
+    assert secret is not None
+    before = {s.id for s in rec.listed}
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            reply: Reply = io.as_admin(
+                lambda admin: io.deps.vonage.create_secret(admin, rec.api_key, secret)
+            )
+            assert reply.created is not None
+            return reply.created.id, reply.request_id
+        except AMBIGUOUS:
+            # The POST may or may not have applied (an unreadable 200 did): find out by
+            # listing, never re-POST blindly (a duplicate would take the last slot).
+            found = io.find_created(rec, before)
+            detail["ambiguous_attempts"] = attempt
+            if found is not None:
+                detail["reconciled"] = True
+                return found, None
+            if attempt == CREATE_ATTEMPTS:
+                raise
+            io.deps.sleep(verify_backoff(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
