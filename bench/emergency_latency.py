@@ -1,5 +1,7 @@
 """Emergency latency: from ``rotator rotate KEY --emergency --reason x`` starting to the old
-secret being revoked on Vonage.
+secret being revoked on Vonage, two ways: the CLI (a fresh interpreter per emergency) and the
+running daemon's control API (``POST /v1/keys/KEY/rotate`` with ``{"emergency": true}`` and a
+break-glass Vault token, no start-up at all).
 
 The clock starts just before the command is spawned (so Python start-up, config, migrations
 check, Vault login are included) and stops when the simulator finished answering the DELETE of
@@ -7,15 +9,20 @@ the key's old secret (its call log is stamped with the same monotonic clock). Me
 secrets propagating at once and after 2 s (``propagation_delay``): rotator must not promote a
 secret before it authenticates, so propagation is waited out by polling get-balance.
 
+For the daemon the clock starts just before the POST and stops when the simulator itself (its
+Python API, polled every millisecond) no longer lists the old secret.
+
     .venv/bin/python -m bench.emergency_latency                   # 5 repetitions, 0 s and 2 s
     .venv/bin/python -m bench.emergency_latency --reps 1 --propagation 0
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from bench._common import Stack, median, now, parser, run, stack, sub_key, table
+from bench._daemon import CONTROL, Daemon, daemon, wait_for
 from rotator.protocol import verify_schedule
 
 
@@ -60,6 +67,81 @@ def emergency(world: Stack, key: str, rep: int) -> Attempt:
     )
 
 
+@dataclass(frozen=True)
+class ApiAttempt:
+    to_gone: float | None  # POST sent -> the simulator no longer lists the old secret
+    answered: float  # POST sent -> 202 received
+    created_to_revoked: float | None
+    balance_calls: int
+    status: int
+
+
+def emergency_via_daemon(world: Stack, running: Daemon, token: str, key: str) -> ApiAttempt:
+    old = set(world.sim.secret_ids(key))
+    world.sim.reset_calls()
+    started = now()
+    answer = running.http.post(
+        f"/v1/keys/{key}/rotate",
+        headers={"X-Vault-Token": token},
+        json={"reason": "bench: leaked secret", "emergency": True},
+    )
+    answered = now() - started
+    gone = None
+    if answer.status_code == 202:
+        deadline = started + 60
+        while now() < deadline:
+            if not old & set(world.sim.secret_ids(key)):
+                gone = now() - started
+                break
+            time.sleep(0.001)
+        run_id = answer.json()["run_id"]
+        wait_for(lambda: running.run_over(run_id), f"run {run_id} to end", 120)
+    calls = world.sim.calls
+    posts = [c for c in calls if c.method == "POST" and c.status is not None and c.status < 300]
+    deletes = [
+        c.finished
+        for c in calls
+        if c.method == "DELETE"
+        and c.status is not None
+        and c.status < 300
+        and c.path.rsplit("/", 1)[-1] in old
+    ]
+    return ApiAttempt(
+        to_gone=gone,
+        answered=answered,
+        created_to_revoked=max(deletes) - posts[0].finished if deletes and posts else None,
+        balance_calls=sum(1 for c in calls if c.path.endswith("/get-balance")),
+        status=answer.status_code,
+    )
+
+
+def daemon_rows(delays: list[float], reps: int, database: str, key: str) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for delay in delays:
+        with (
+            stack(
+                subaccounts=1, propagation_delay=delay, database=database, config=CONTROL
+            ) as world,
+            daemon(world, key) as running,
+        ):
+            token = running.breakglass_token()
+            attempts = [emergency_via_daemon(world, running, token, key) for _ in range(reps)]
+        gone = [a.to_gone for a in attempts if a.to_gone is not None]
+        tail = [a.created_to_revoked for a in attempts if a.created_to_revoked is not None]
+        rows.append(
+            [
+                f"{delay:g}",
+                len(attempts),
+                *summary(gone),
+                summary(tail)[1],
+                summary([a.answered for a in attempts])[1],
+                f"{sum(a.balance_calls for a in attempts) / len(attempts):.1f}",
+                sum(1 for a in attempts if a.status != 202 or a.to_gone is None),
+            ]
+        )
+    return rows
+
+
 def summary(values: list[float]) -> tuple[str, str, str]:
     if not values:
         return "-", "-", "-"
@@ -76,11 +158,18 @@ def main() -> None:
         help="propagation delay in seconds; repeatable (default: 0 and 2)",
     )
     args.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    args.add_argument(
+        "--path",
+        choices=("cli", "daemon"),
+        action="append",
+        help="measure the CLI or the running daemon's control API; repeatable (default: both)",
+    )
     opts = args.parse_args()
+    paths = opts.path or ["cli", "daemon"]
     delays = opts.propagation or [0.0, 2.0]
     key = sub_key(1)
     rows = []
-    for delay in delays:
+    for delay in delays if "cli" in paths else []:
         with stack(subaccounts=1, propagation_delay=delay, database=opts.database) as world:
             attempts = [emergency(world, key, rep) for rep in range(opts.reps)]
         revoked = [a.to_revoked for a in attempts if a.to_revoked is not None]
@@ -96,8 +185,6 @@ def main() -> None:
                 sum(1 for a in attempts if a.exit_code != 0 or a.to_revoked is None),
             ]
         )
-    print(f"## Emergency latency: `rotator rotate {key} --emergency`, {opts.database}")
-    print()
     headers = (
         "propagation s",
         "runs",
@@ -109,8 +196,30 @@ def main() -> None:
         "verify calls/run",
         "failures",
     )
-    print(table(headers, rows))
-    print()
+    if rows:
+        print(f"## Emergency latency: `rotator rotate {key} --emergency`, {opts.database}")
+        print()
+        print(table(headers, rows))
+        print()
+    if "daemon" in paths:
+        print(
+            f"## Emergency through the running daemon's control API: "
+            f"`POST /v1/keys/{key}/rotate`, {opts.database}"
+        )
+        print()
+        api_headers = (
+            "propagation s",
+            "runs",
+            "POST→old secret gone min s",
+            "median s",
+            "max s",
+            "created→revoked median s",
+            "POST answered median s",
+            "verify calls/run",
+            "failures",
+        )
+        print(table(api_headers, daemon_rows(delays, opts.reps, opts.database, key)))
+        print()
     print("Verification's polling (`protocol.verify_wait`, verify_timeout 60 s): calls it costs")
     print()
     cost = []

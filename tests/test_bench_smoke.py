@@ -87,7 +87,7 @@ def test_emergency_latency_prints_a_row_per_propagation_delay(
     """bench.emergency_latency exits 0 with one row for the one delay asked, without failures."""
     result = outputs["emergency_latency"]
     assert result.returncode == 0, result.stderr[-3000:]
-    (row,) = rows(result.stdout, "propagation s")
+    (row,) = rows(result.stdout.split("control API")[0], "propagation s")
     assert row["runs"] == "1"
     assert row["failures"] == "0"
 
@@ -132,3 +132,16 @@ def test_status_page_prints_a_row_per_page(
     result = outputs["status_page"]
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(rows(result.stdout, "keys")) == 4
+
+
+def test_emergency_latency_prints_the_control_api_row(
+    outputs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """bench.emergency_latency also measures an emergency through the running daemon's control
+    API: one row for the delay asked, the POST accepted and the old secret gone."""
+    result = outputs["emergency_latency"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    section = result.stdout.split("control API")[1].split("Verification's polling")[0]
+    (row,) = rows(section, "propagation s")
+    assert row["runs"] == "1"
+    assert row["failures"] == "0"
