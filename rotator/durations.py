@@ -7,6 +7,14 @@ from datetime import timedelta
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_LONGEST = timedelta(days=365 * 100).total_seconds()  # past this a duration is a typo
+
+
+def _seconds(value: float) -> timedelta:
+    """A timedelta, refusing what it cannot hold (NaN, infinity, > 100 years) with a ValueError."""
+    if value != value or value > _LONGEST:
+        raise ValueError(f"a duration of {value:g} seconds is out of range (at most 100 years)")
+    return timedelta(seconds=value)
 
 
 def parse_duration(value: object) -> timedelta:
@@ -18,11 +26,11 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _seconds(value)
     if isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
         if text.replace(".", "", 1).isdigit():
-            return timedelta(seconds=float(text))
+            return _seconds(float(text))
         pos, total = 0, 0.0
         for match in _PART.finditer(text):
             if match.start() != pos:
@@ -30,7 +38,7 @@ def parse_duration(value: object) -> timedelta:
             total += float(match.group(1)) * _UNITS[match.group(2)]
             pos = match.end()
         if text and pos == len(text):
-            return timedelta(seconds=total)
+            return _seconds(total)
     raise ValueError(
         f"not a duration: {value!r} (use a number of seconds or e.g. '30s', '15m', '12h', '30d')"
     )
