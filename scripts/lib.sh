@@ -38,3 +38,16 @@ ensure_postgres() {
   psql -h 127.0.0.1 -U postgres -d postgres -tc "SELECT 1 FROM pg_database WHERE datname='test'" \
     | grep -q 1 || psql -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE test"
 }
+
+ensure_grafana_schema() {  # @grafana/schema + TypeScript for the dashboard's type check
+  local dir=.cache/grafana-schema
+  [ -x "$dir/node_modules/.bin/tsc" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    step "npm not found: the Grafana dashboard's schema check will be skipped"
+    return 0
+  fi
+  step "installing @grafana/schema and TypeScript into $dir"
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --no-audit --no-fund --silent typescript@5 @grafana/schema@13.2.3 \
+    || step "npm install failed: the Grafana dashboard's schema check will be skipped"
+}
