@@ -16,20 +16,10 @@ from fnmatch import fnmatchcase
 
 from apscheduler.triggers.cron import CronTrigger
 
-from rotator.config import WEEKDAYS, Config, Schedule, Window
+from rotator.config import WEEKDAYS, Schedule, Window
 from rotator.cron import cron_trigger
 
 _CRON_LOOKAHEAD = 12  # fire times examined to find a cron schedule's longest gap
-
-
-def schedule_for(config: Config, api_key: str) -> Schedule:
-    """The key's own schedule from ``accounts.overrides``, else ``rotation.schedule``."""
-    return config.schedule_for(api_key)
-
-
-def grace_for(config: Config, api_key: str) -> timedelta:
-    """The key's grace period (``Config.grace_period_for``)."""
-    return config.grace_period_for(api_key)
 
 
 def selected(
@@ -188,7 +178,6 @@ def run_order(keys: Iterable[str], *, primary: str, dues: Mapping[str, datetime]
 __all__ = [
     "consecutive_failures",
     "cron_trigger",
-    "grace_for",
     "is_stuck",
     "jitter_offset",
     "max_secret_age",
@@ -197,6 +186,5 @@ __all__ = [
     "next_window_start",
     "period",
     "run_order",
-    "schedule_for",
     "selected",
 ]

@@ -22,8 +22,22 @@ BAD = "zz/../subnew01"
         ("plan", BAD),
         ("adopt", BAD, "--secret-id", "ad6dc56f-07b5-46e1-a527-85530e625800"),
         ("lease", "break", BAD, "--reason", "x"),
+        ("rollback", BAD, "--reason", "x"),
+        ("pause", BAD, "--until", "2099-01-01T00:00:00Z", "--reason", "x"),
+        ("resume", BAD),
+        ("audit", "--api-key", BAD),
     ],
-    ids=["rotate", "dry-run", "plan", "adopt", "lease-break"],
+    ids=[
+        "rotate",
+        "dry-run",
+        "plan",
+        "adopt",
+        "lease-break",
+        "rollback",
+        "pause",
+        "resume",
+        "audit",
+    ],
 )
 def test_a_hostile_api_key_argument_exits_2_before_any_call(
     world: World, run_cli: Callable[..., Any], args: tuple[str, ...]

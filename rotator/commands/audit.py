@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rotator.commands.context import console, get_config
+from rotator.commands.context import api_key_argument, console, get_config
 from rotator.durations import parse_duration
 from rotator.errors import ConfigError
 
@@ -90,13 +90,14 @@ def audit(
     if ctx.invoked_subcommand is not None:
         return
     statuses = _statuses(outcome)
+    key = api_key_argument(api_key) if api_key is not None else None
     log = _audit_log()
     if run is not None:
         found = log.find_run(run)
         runs = [found] if found else []
     else:
         runs = log.runs(
-            api_key=api_key,
+            api_key=key,
             statuses=statuses,
             since=_moment(since, "--since"),
             until=_moment(until, "--until"),

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rotator.commands.context import default_actor, get_config, print_json
+from rotator.commands.context import api_key_argument, default_actor, get_config, print_json
 from rotator.errors import ConfigError
 
 
@@ -34,11 +34,7 @@ def parse_until(text: str, now: datetime) -> datetime:
 def _scope(api_key: str | None, all_keys: bool) -> str | None:
     if (api_key is None) == (not all_keys):
         raise ConfigError("give one API_KEY or --all")
-    if api_key is None:
-        return None
-    from rotator.identifiers import parse_api_key
-
-    return parse_api_key(api_key)
+    return None if api_key is None else api_key_argument(api_key)
 
 
 def pause(

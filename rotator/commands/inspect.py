@@ -33,10 +33,10 @@ def _age(delta: timedelta | None) -> str:
 
 
 def _next_due(services: Services, view: KeyView) -> datetime | None:
-    from rotator.scheduling import next_due, schedule_for
+    from rotator.scheduling import next_due
 
     due = next_due(
-        schedule_for(services.config, view.api_key),
+        services.config.schedule_for(view.api_key),
         api_key=view.api_key,
         last_success=view.last_success,
         first_seen=datetime.now(UTC),

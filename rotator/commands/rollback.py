@@ -6,7 +6,13 @@ from typing import Annotated
 
 import typer
 
-from rotator.commands.context import default_actor, get_config, print_json, run_line
+from rotator.commands.context import (
+    api_key_argument,
+    default_actor,
+    get_config,
+    print_json,
+    run_line,
+)
 
 
 def rollback(
@@ -20,10 +26,9 @@ def rollback(
     """Make the previous secret current again and revoke the newer one. Only inside the grace
     period (while the previous secret is still on Vonage); exit 2 once it is gone."""
     from rotator import rollback as undo
-    from rotator.identifiers import parse_api_key
     from rotator.services import build
 
-    key = str(parse_api_key(api_key))
+    key = api_key_argument(api_key)
     services = build(get_config())
     try:
         run = undo.rollback(

@@ -37,7 +37,7 @@ from rotator.lease import LeaseInfo
 from rotator.metrics import Metrics
 from rotator.notify import Notifier
 from rotator.ratelimit import RateLimiter
-from rotator.scheduling import period, run_order, schedule_for
+from rotator.scheduling import period, run_order
 from rotator.services import Services, build
 from rotator.snapshot import Phase, StatusSnapshot, StepMark
 
@@ -233,7 +233,7 @@ class Daemon:
     def _period(self, key: str) -> timedelta:
         found = self._periods.get(key)
         if found is None:
-            found = period(schedule_for(self.config, key), now=self._clock())
+            found = period(self.config.schedule_for(key), now=self._clock())
             self._periods[key] = found
         return found
 

@@ -22,7 +22,7 @@ from rotator.config import Config
 from rotator.daemon.registry import Facts, KeyRegistry
 from rotator.errors import RotatorError
 from rotator.metrics import Metrics
-from rotator.scheduling import grace_for, max_secret_age, next_due, schedule_for
+from rotator.scheduling import max_secret_age, next_due
 from rotator.services import Services
 from rotator.snapshot import FAILED_STATUSES
 
@@ -136,7 +136,7 @@ class KeyFacts:
         if last_run is not None and last_run.status in FAILED_STATUSES:
             last_failure = last_run.finished_at or last_run.started_at
         return next_due(
-            schedule_for(self._config, key),
+            self._config.schedule_for(key),
             api_key=key,
             last_success=last_success,
             first_seen=first_seen,
@@ -147,8 +147,8 @@ class KeyFacts:
 
     def _publish(self, key: str, facts: Facts) -> None:
         """The key's facts as metrics (the secret's age limit from its schedule and grace)."""
-        schedule = schedule_for(self._config, key)
-        grace = grace_for(self._config, key)
+        schedule = self._config.schedule_for(key)
+        grace = self._config.grace_period_for(key)
         max_age = max_secret_age(schedule, grace=grace, now=self._clock())
         last_run = facts.last_run
         self._metrics.set_key(

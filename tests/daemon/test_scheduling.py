@@ -14,7 +14,6 @@ from rotator.scheduling import (
     may_start,
     next_due,
     run_order,
-    schedule_for,
     selected,
 )
 
@@ -174,8 +173,8 @@ def test_override_schedule_replaces_the_default() -> None:
             "accounts": {"overrides": [{"api_key": PRIMARY, "schedule": {"interval": "7d"}}]},
         }
     )
-    assert schedule_for(config, PRIMARY).interval == 7 * DAY
-    assert schedule_for(config, "sub00001").interval == 30 * DAY
+    assert config.schedule_for(PRIMARY).interval == 7 * DAY
+    assert config.schedule_for("sub00001").interval == 30 * DAY
 
 
 def test_selection_matches_key_or_name() -> None:
