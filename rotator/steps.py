@@ -7,6 +7,11 @@ updated record; each is one audited step (``RunIO.step``). A forward run walks `
 start; a resumed run walks the same table from the step ``protocol.resume`` names. Where a step
 makes progress that recovery must see even if the step then fails, it checkpoints the record.
 The create step, with its ambiguous-POST and emergency rounds, lives in ``rotator.steps_create``.
+
+Create first: a scheduled run of a key whose state Vault knows completely does not list at
+inspect (``protocol.must_list``) and has no room to make; Vonage's two-secret cap checks Vault's
+picture at create, and a refusal for a full key sends the run through inspect, make room,
+generate, stage and create again, listing this time (``create_step``).
 """
 
 from __future__ import annotations
