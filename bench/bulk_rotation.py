@@ -2,8 +2,8 @@
 
 500 subaccounts (and the primary) on the simulator with 20 ms latency per call and a 50 calls/s
 limit; rotator configured as a user would for bulk: ``vonage.max_calls_per_second`` = the limit,
-``rotation.max_parallel`` 16 workers (8 leave the limiter idle while workers do their Vault and
-database steps), every key due (``--once`` rotates never-rotated keys at once), a real OpenBao
+``rotation.max_parallel`` 32 workers (with 3 calls per rotation, 16 leave the limiter idle while
+workers do their Vault and database steps on a loaded machine), every key due (``--once`` rotates never-rotated keys at once), a real OpenBao
 dev server and a SQLite (or PostgreSQL) audit log. Each run starts from scratch.
 
 Two scenarios (``--scenario``): ``scheduled`` (the default), every key's current secret and
@@ -128,7 +128,7 @@ def main() -> None:
     args.add_argument("--keys", type=int, default=500, help="subaccounts (default 500)")
     args.add_argument("--latency", type=float, default=0.02, help="seconds per call (0.02)")
     args.add_argument("--rate", type=float, default=50, help="Vonage calls/s limit (50)")
-    args.add_argument("--parallel", type=int, default=16, help="rotation.max_parallel (16)")
+    args.add_argument("--parallel", type=int, default=32, help="rotation.max_parallel (32)")
     args.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     args.add_argument("--runs", type=int, default=3, help="rotator runs, each from scratch (3)")
     args.add_argument("--no-baseline", action="store_true", help="skip the naive loop")
