@@ -13,9 +13,10 @@ Nothing here ever holds a secret value: callers pass ids and fingerprints only.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 import structlog
@@ -35,6 +36,7 @@ from rotator.audit_records import (
     UNSET,
     ChainReport,
     Event,
+    EventFields,
     Head,
     Run,
     RunStatus,
@@ -62,6 +64,7 @@ __all__ = [
     "AuditLog",
     "ChainReport",
     "Event",
+    "EventFields",
     "Head",
     "Run",
     "RunStatus",
@@ -71,6 +74,10 @@ __all__ = [
     "event_hash",
     "utcnow",
 ]
+
+
+RECORD_BATCH: Final = 500  # events per transaction of record_many (SQLite's bind limit: 999)
+_WRITTEN_MAX: Final = 4096  # unfinished runs remembered (one per key being rotated, in practice)
 
 
 class AuditLog:
@@ -86,6 +93,7 @@ class AuditLog:
         self.engine = engine
         self.outbox = outbox  # consumer events, written in each append's transaction
         self.anchor = anchor  # keeps the global head outside the database (after every run)
+        self._written: dict[str, Run] = {}  # unfinished runs as this process last wrote them
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -124,7 +132,7 @@ class AuditLog:
                 actor=actor,
                 detail={"trigger": trigger, "reason": reason, "emergency": emergency},
             )
-        return self.get_run(row.id)
+        return self._remember(Run.from_row(row))
 
     def update_run(
         self,
@@ -134,31 +142,32 @@ class AuditLog:
         new_secret_id: str | Unset | None = UNSET,
         error: str | Unset | None = UNSET,
     ) -> None:
-        """Set the given fields of a run's summary; fields left out keep their value."""
+        """Set the given fields of a run's summary; fields left out keep their value. Fields this
+        process last wrote with the same values are not read again (nor written: no event)."""
         error = scrub(error) if isinstance(error, str) else error  # defence in depth (issue 11)
         given = {"old_secret_id": old_secret_id, "new_secret_id": new_secret_id, "error": error}
-        run = self.get_run(run_id)
-        fields = {
-            name: value
-            for name, value in given.items()
-            if value is not UNSET and value != getattr(run, name)
-        }
-        if not fields:
-            return  # nothing changes: no write, no event
+        wanted = {name: value for name, value in given.items() if value is not UNSET}
+        known = self._written.get(run_id)
+        if known is not None and all(getattr(known, k) == v for k, v in wanted.items()):
+            return  # nothing changes: no read, no write, no event
         with translate_errors("update the run", self.engine), self.engine.begin() as conn:
-            conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**fields))
-            now = utcnow()
-            self._append(  # every fact of a run is chained: verify derives the row from these
-                conn,
-                run_id=run_id,
-                api_key=run.api_key,
-                step="run.update",
-                outcome="ok",
-                started_at=now,
-                finished_at=now,
-                actor=run.actor,
-                detail=fields,
-            )
+            run = self._locked_run(conn, run_id)
+            fields: dict[str, Any] = {k: v for k, v in wanted.items() if v != getattr(run, k)}
+            if fields:
+                conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**fields))
+                now = utcnow()
+                self._append(  # every fact of a run is chained: verify derives the row from these
+                    conn,
+                    run_id=run_id,
+                    api_key=run.api_key,
+                    step="run.update",
+                    outcome="ok",
+                    started_at=now,
+                    finished_at=now,
+                    actor=run.actor,
+                    detail=fields,
+                )
+        self._remember(replace(run, **fields))
 
     def finish_run(
         self,
@@ -170,13 +179,13 @@ class AuditLog:
         revoke_after: datetime | None = None,
     ) -> Run:
         error = scrub(error) if error else error  # defence in depth (issue 11)
-        run = self.get_run(run_id)
         now = utcnow()
-        values: dict[str, Any] = {"status": status.value, "error": error}
+        after = revoke_after.astimezone(UTC) if revoke_after is not None else None
+        values: dict[str, Any] = {"status": status.value, "error": error, "revoke_after": after}
         if status.terminal:
             values["finished_at"] = now
-        values["revoke_after"] = revoke_after
         with translate_errors("record the run end", self.engine), self.engine.begin() as conn:
+            run = self._locked_run(conn, run_id)
             conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**values))
             self._append(
                 conn,
@@ -192,11 +201,29 @@ class AuditLog:
                 detail={
                     "old_secret_id": run.old_secret_id,
                     "new_secret_id": run.new_secret_id,
-                    "revoke_after": iso_or_none(revoke_after),
+                    "revoke_after": iso_or_none(after),
                 },
             )
+        self._written.pop(run_id, None)  # ended (or awaiting revoke, maybe elsewhere): read again
         self.anchor_head()
-        return self.get_run(run_id)
+        finished = values.get("finished_at", run.finished_at)
+        return replace(run, status=status, error=error, revoke_after=after, finished_at=finished)
+
+    def _locked_run(self, conn: Connection, run_id: str) -> Run:
+        """The run's row, locked for this transaction (its writers take turns)."""
+        query = sa.select(RunRow).where(RunRow.id == run_id).with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise RunNotFoundError(f"no run {run_id} in the audit log")
+        return Run.from_row(_to_model(RunRow, row))
+
+    def _remember(self, run: Run) -> Run:
+        """Keep ``run`` as this process last wrote it, so ``update_run`` need not read it back.
+        Only writes of this process move a run it holds the lease of (others are fenced out)."""
+        if len(self._written) >= _WRITTEN_MAX:
+            self._written.pop(next(iter(self._written)), None)  # the oldest: a run left behind
+        self._written[run.id] = run
+        return run
 
     def get_run(self, run_id: str) -> Run:
         with translate_errors("read the run", self.engine), self.engine.connect() as conn:
@@ -366,23 +393,33 @@ class AuditLog:
         error: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Event:
-        error = scrub(error) if error else error  # defence in depth (issue 11)
+        entry = EventFields(
+            step=step,
+            outcome=outcome,
+            started_at=started_at,
+            run_id=run_id,
+            api_key=api_key,
+            finished_at=finished_at,
+            actor=actor,
+            secret_id=secret_id,
+            request_id=request_id,
+            vault_version=vault_version,
+            error=error,
+            detail=detail,
+        )
         with translate_errors(f"record step {step}", self.engine), self.engine.begin() as conn:
-            return self._append(
-                conn,
-                run_id=run_id,
-                api_key=api_key,
-                step=step,
-                outcome=outcome,
-                started_at=started_at,
-                finished_at=finished_at or utcnow(),
-                actor=actor,
-                secret_id=secret_id,
-                request_id=request_id,
-                vault_version=vault_version,
-                error=error,
-                detail=detail,
-            )
+            return audit_chain.append_many(conn, self.outbox, [_fields(entry)])[0]
+
+    def record_many(self, entries: Sequence[EventFields]) -> list[Event]:
+        """``record`` for many events (the daemon's discovery of 10,000 keys): the very rows one
+        ``record`` each would write, ``RECORD_BATCH`` per transaction, each transaction taking
+        each chain's head lock once (``audit_chain.append_many``)."""
+        events: list[Event] = []
+        for start in range(0, len(entries), RECORD_BATCH):
+            chunk = [_fields(entry) for entry in entries[start : start + RECORD_BATCH]]
+            with translate_errors("record audit events", self.engine), self.engine.begin() as c:
+                events += audit_chain.append_many(c, self.outbox, chunk)
+        return events
 
     def events(
         self, *, run_id: str | None = None, api_key: str | None = None, limit: int | None = None
@@ -429,3 +466,13 @@ class AuditLog:
 
     def _append(self, conn: Connection, **fields: Any) -> Event:
         return audit_chain.append(conn, self.outbox, **fields)
+
+
+def _fields(entry: EventFields) -> dict[str, Any]:
+    """An event's fields as appended: error scrubbed (defence in depth, issue 11), finished now
+    unless said otherwise."""
+    fields: dict[str, Any] = dict(entry)
+    if fields.get("error"):
+        fields["error"] = scrub(fields["error"])
+    fields["finished_at"] = fields.get("finished_at") or utcnow()
+    return fields

@@ -1,15 +1,17 @@
-"""The hash chains under the audit log: hashing an event, appending it to its key's chain under
-that chain's head lock, and folding every key's head into chain "".
+"""The hash chains under the audit log: hashing an event, appending events to their keys' chains
+under those chains' head locks, and folding every key's head into chain "".
 
-An appender locks only its chain's row of ``audit_heads`` (issue 12), so appends to different
-keys never wait for each other. ``rotator.audit.AuditLog`` is the public face over these.
+An appender locks only its chains' rows of ``audit_heads`` (issue 12), so appends to different
+keys never wait for each other. ``append_many`` writes a batch (the daemon's discovery events,
+say) with one lock and one update of each chain's head: exactly the rows one ``append`` per
+event would write. ``rotator.audit.AuditLog`` is the public face over these.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,22 +20,31 @@ from sqlalchemy.engine import Connection
 
 from rotator.audit_records import FOLD_STEP, GENESIS, GLOBAL_CHAIN, Event, Head
 from rotator.clock import iso, utcnow
+from rotator.errors import DatabaseError
 from rotator.models import AuditEventRow, HeadRow
 
 if TYPE_CHECKING:
     from rotator.events.outbox import OutboxWriter
 
-_SEQUENCE: Final = "audit_events_seq_seq"  # PostgreSQL: seq for concurrent appenders
+# PostgreSQL: seqs from a sequence, for concurrent appenders
+_NEXTVAL: Final = sa.text("SELECT nextval('audit_events_seq_seq')")
+_NEXTVALS: Final = sa.text("SELECT nextval('audit_events_seq_seq') FROM generate_series(1, :n)")
 _HASHED = (
     "seq", "run_id", "api_key", "step", "outcome", "started_at", "finished_at", "actor",
     "secret_id", "request_id", "vault_version", "error", "detail",
 )  # fmt: skip
+_COLUMNS: Final = tuple(c.key for c in sa.inspect(AuditEventRow).columns)
+_GIVEN: Final = frozenset(_COLUMNS) - {"seq", "chain", "chain_seq", "prev_hash", "hash"}
 _MOVE_HEAD = sa.text(
     "UPDATE audit_heads SET seq = :seq, hash = :hash, txid = :txid WHERE chain = :chain"
 )
 _MOVE_HEAD_PG = sa.text(
     "UPDATE audit_heads SET seq = :seq, hash = :hash, "
     "txid = pg_current_xact_id()::text::bigint WHERE chain = :chain"
+)
+_NEW_HEAD = sa.text(
+    "INSERT INTO audit_heads (chain, seq, hash, folded_seq, txid) "
+    "VALUES (:chain, 0, :hash, 0, 0) ON CONFLICT (chain) DO NOTHING"
 )
 
 
@@ -47,43 +58,101 @@ def event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(fields)).hexdigest()
 
 
-def hashed_fields(row: AuditEventRow) -> dict[str, Any]:
+def hashed_fields(row: Any) -> dict[str, Any]:
+    """What an event's hash covers, from a row (or a mapping of its columns)."""
+    if isinstance(row, Mapping):
+        return {name: row[name] for name in _HASHED}
     return {name: getattr(row, name) for name in _HASHED}
+
+
+def chain_of(fields: Mapping[str, Any]) -> str:
+    """The chain an event joins: its api key's, or "" for an event about no key."""
+    return str(fields.get("api_key") or GLOBAL_CHAIN)
 
 
 def append(conn: Connection, outbox: OutboxWriter | None, **fields: Any) -> Event:
     """Append one event to its key's chain (chain "" without a key) in ``conn``'s transaction;
     the consumer event, if an outbox is given, is written in the same transaction."""
-    chain = fields.get("api_key") or GLOBAL_CHAIN
-    chain_seq, prev_hash = lock_head(conn, chain)
-    detail = fields.pop("detail", None)
-    row = AuditEventRow(
-        seq=next_seq(conn),
+    return append_many(conn, outbox, [fields])[0]
+
+
+def append_many(
+    conn: Connection, outbox: OutboxWriter | None, batch: Sequence[Mapping[str, Any]]
+) -> list[Event]:
+    """Append ``batch`` in its order, in ``conn``'s transaction: the very rows (seqs, chain_seqs,
+    hashes) one ``append`` per event would write, under one lock and one update of each chain's
+    head, in one multi-row INSERT. Each event's outbox rows go in the same transaction. Heads
+    are locked in one order (``lock_heads``), so batches never deadlock; one call per
+    transaction (a second would take locks out of that order)."""
+    if not batch:
+        return []
+    chains = sorted({chain_of(fields) for fields in batch})
+    heads, seqs = _locked(conn, chains, len(batch))
+    rows = [_chained(heads, seq, fields) for seq, fields in zip(seqs, batch, strict=True)]
+    conn.execute(sa.insert(AuditEventRow), rows)  # values as parameters: one cached statement
+    _move_heads(conn, chains, rows)
+    events = [Event.from_values(row) for row in rows]
+    if outbox is not None:
+        for event in events:
+            outbox.write(conn, event)
+    return events
+
+
+def _locked(
+    conn: Connection, chains: Sequence[str], count: int
+) -> tuple[dict[str, tuple[int, str]], list[int]]:
+    """The chains' heads, locked, and ``count`` new seqs drawn after the locks."""
+    if count == 1 and conn.dialect.name == "postgresql":
+        row = conn.execute(_LOCK_ONE_PG, {"chain": chains[0]}).first()
+        if row is not None:  # else: the chain's first event; its head is made below
+            return {str(row[0]): (int(row[1]), str(row[2]))}, [int(row[3])]
+    return lock_heads(conn, chains), next_seqs(conn, count)
+
+
+def _chained(
+    heads: dict[str, tuple[int, str]], seq: int, fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The row of one event appended after ``heads[its chain]``, which then moves to it."""
+    unknown = set(fields) - _GIVEN
+    if unknown:
+        raise TypeError(f"not an audit event field: {', '.join(sorted(unknown))}")
+    row: dict[str, Any] = dict.fromkeys(_COLUMNS)
+    row.update(fields)
+    chain = chain_of(fields)
+    chain_seq, prev_hash = heads[chain]
+    detail = fields.get("detail")
+    row.update(
+        seq=seq,
         chain=chain,
         chain_seq=chain_seq + 1,
         detail=json.dumps(detail, sort_keys=True) if detail is not None else None,
         prev_hash=prev_hash,
-        **fields,
+        started_at=row["started_at"].astimezone(UTC),
+        finished_at=row["finished_at"].astimezone(UTC),
     )
-    for name in ("started_at", "finished_at"):
-        setattr(row, name, getattr(row, name).astimezone(UTC))
-    row.hash = event_hash(prev_hash, hashed_fields(row))
-    # Values as parameters, not .values(): the statement stays the same, so SQLAlchemy's
-    # compiled cache serves it (half the CPU of an audit write; the chain's hot path).
-    conn.execute(sa.insert(AuditEventRow), row_values(row))
+    row["hash"] = event_hash(prev_hash, hashed_fields(row))
+    heads[chain] = (row["chain_seq"], row["hash"])
+    return row
+
+
+def _move_heads(conn: Connection, chains: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Point each chain's head at its last row of the batch (in chain order: see lock_heads)."""
+    last = {row["chain"]: row for row in rows}
+    move = _MOVE_HEAD_PG if conn.dialect.name == "postgresql" else _MOVE_HEAD
+    heads = [last[chain] for chain in chains]
     conn.execute(
-        _MOVE_HEAD_PG if conn.dialect.name == "postgresql" else _MOVE_HEAD,
-        {"chain": chain, "seq": row.chain_seq, "hash": row.hash, "txid": row.seq},
+        move,
+        [
+            {"chain": h["chain"], "seq": h["chain_seq"], "hash": h["hash"], "txid": h["seq"]}
+            for h in heads
+        ],
     )
-    event = Event.from_row(row)
-    if outbox is not None:
-        outbox.write(conn, event)
-    return event
 
 
 def fold(conn: Connection, outbox: OutboxWriter | None) -> Head:
     """Record in chain "" the head of every key's chain that moved since the last fold; returns
-    the new global head. One folder at a time (chain ""'s lock); appenders of keys go on."""
+    the new global head. One folder at a time (chain ""'s lock); appenders of keys go on. The
+    key heads' rows are updated in chain order, the order every appender locks them in."""
     lock_head(conn, GLOBAL_CHAIN)
     moved = conn.execute(
         sa.select(HeadRow.chain, HeadRow.seq, HeadRow.hash).where(
@@ -91,6 +160,7 @@ def fold(conn: Connection, outbox: OutboxWriter | None) -> Head:
         )
     ).all()
     if moved:
+        moved = sorted(moved, key=lambda head: str(head[0]))
         now = utcnow()
         append(
             conn,
@@ -119,25 +189,64 @@ def global_head(conn: Connection) -> Head:
 
 def lock_head(conn: Connection, chain: str) -> tuple[int, str]:
     """Lock ``chain``'s head row (made on first use) and return its (chain_seq, hash)."""
-    query = sa.select(HeadRow.seq, HeadRow.hash).where(HeadRow.chain == chain).with_for_update()
-    row = conn.execute(query).first()
-    if row is None:
-        insert = sa.text(
-            "INSERT INTO audit_heads (chain, seq, hash, folded_seq, txid) "
-            "VALUES (:chain, 0, :hash, 0, 0) ON CONFLICT (chain) DO NOTHING"
-        )
-        conn.execute(insert, {"chain": chain, "hash": GENESIS})
-        row = conn.execute(query).one()
-    return int(row[0]), str(row[1])
+    return lock_heads(conn, [chain])[chain]
 
 
-def next_seq(conn: Connection) -> int:
-    """A global seq: from a sequence on PostgreSQL (appends of keys run in parallel); the next
-    number on SQLite, whose writers BEGIN IMMEDIATE and so take turns."""
+def lock_heads(conn: Connection, chains: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Lock the head rows of ``chains`` (sorted; made on first use); their (chain_seq, hash).
+
+    Everyone takes head locks in one order, so no two appenders ever wait for each other in a
+    cycle: missing heads are made (ON CONFLICT DO NOTHING, in order) before any is locked, then
+    all are locked in chain order ("" first; bytewise, as Python sorts: PostgreSQL's "C"
+    collation). One chain, the common case, is one statement when its head exists."""
+    if len(chains) == 1:
+        found = _lock(conn, chains)
+        if found:
+            return found
+        conn.execute(_NEW_HEAD, {"chain": chains[0], "hash": GENESIS})
+        return _lock(conn, chains)
+    existing = conn.execute(sa.select(HeadRow.chain).where(HeadRow.chain.in_(chains)))
+    have = set(existing.scalars())
+    missing = [chain for chain in chains if chain not in have]
+    if missing:
+        conn.execute(_NEW_HEAD, [{"chain": chain, "hash": GENESIS} for chain in missing])
+    found = _lock(conn, chains)
+    if len(found) != len(chains):  # heads are never deleted: only a broken database gets here
+        raise DatabaseError("cannot lock the audit chains' heads: some are missing")
+    return found
+
+
+# PostgreSQL, one chain (every append but a batch): lock the head, then draw the event's seq
+# (after the lock, so a chain's seqs ascend), in one round trip instead of two.
+_LOCK_ONE_PG: Final = sa.text(
+    "WITH head AS MATERIALIZED (SELECT chain, seq, hash FROM audit_heads WHERE chain = :chain "
+    "FOR UPDATE) SELECT chain, seq, hash, nextval('audit_events_seq_seq') FROM head"
+)
+
+
+def _lock(conn: Connection, chains: Sequence[str]) -> dict[str, tuple[int, str]]:
+    columns = (HeadRow.chain, HeadRow.seq, HeadRow.hash)
+    if len(chains) == 1:
+        query = sa.select(*columns).where(HeadRow.chain == chains[0])
+    elif conn.dialect.name == "postgresql":
+        query = sa.select(*columns).where(HeadRow.chain.in_(chains))
+        query = query.order_by(HeadRow.chain.collate("C"))
+    else:  # SQLite: BEGIN IMMEDIATE has the whole database already, no row locks
+        query = sa.select(*columns).where(HeadRow.chain.in_(chains))
+    rows = conn.execute(query.with_for_update())
+    return {str(chain): (int(seq), str(hash_)) for chain, seq, hash_ in rows}
+
+
+def next_seqs(conn: Connection, count: int) -> list[int]:
+    """``count`` new global seqs, ascending: from a sequence on PostgreSQL (appends of keys run
+    in parallel); the next numbers on SQLite, whose writers BEGIN IMMEDIATE and take turns."""
     if conn.dialect.name == "postgresql":
-        return int(conn.execute(sa.text(f"SELECT nextval('{_SEQUENCE}')")).scalar_one())
+        if count == 1:
+            return [int(conn.execute(_NEXTVAL).scalar_one())]
+        return sorted(int(value) for value in conn.execute(_NEXTVALS, {"n": count}).scalars())
     top = conn.execute(sa.select(sa.func.coalesce(sa.func.max(AuditEventRow.seq), 0)))
-    return int(top.scalar_one()) + 1
+    first = int(top.scalar_one()) + 1
+    return list(range(first, first + count))
 
 
 def row_values(row: Any) -> dict[str, Any]:

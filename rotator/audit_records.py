@@ -5,10 +5,11 @@ names of the steps the log itself writes. Plain frozen values; ``rotator.audit``
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum, StrEnum
-from typing import Any, Final
+from typing import Any, Final, Required, TypedDict
 
 from rotator.clock import iso, iso_or_none
 from rotator.models import AuditEventRow, RunRow
@@ -102,6 +103,12 @@ class Run:
         }
 
 
+_EVENT_COLUMNS: Final = (
+    "seq", "run_id", "api_key", "step", "outcome", "started_at", "finished_at", "actor",
+    "secret_id", "request_id", "vault_version", "error", "detail", "prev_hash", "hash",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event:
     seq: int
@@ -122,23 +129,14 @@ class Event:
 
     @classmethod
     def from_row(cls, row: AuditEventRow) -> Event:
-        return cls(
-            seq=row.seq,
-            run_id=row.run_id,
-            api_key=row.api_key,
-            step=row.step,
-            outcome=row.outcome,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            actor=row.actor,
-            secret_id=row.secret_id,
-            request_id=row.request_id,
-            vault_version=row.vault_version,
-            error=row.error,
-            detail=json.loads(row.detail) if row.detail else None,
-            prev_hash=row.prev_hash,
-            hash=row.hash,
-        )
+        return cls.from_values({name: getattr(row, name) for name in _EVENT_COLUMNS})
+
+    @classmethod
+    def from_values(cls, row: Mapping[str, Any]) -> Event:
+        """From an event's column values (``detail`` as stored: JSON text)."""
+        values = {name: row[name] for name in _EVENT_COLUMNS}
+        values["detail"] = json.loads(row["detail"]) if row["detail"] else None
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -157,6 +155,24 @@ class Event:
             "detail": self.detail,
             "hash": self.hash,
         }
+
+
+class EventFields(TypedDict, total=False):
+    """What a caller says about one event (``AuditLog.record``/``record_many``); the chain adds
+    seq, chain_seq and the hashes."""
+
+    step: Required[str]
+    outcome: Required[str]
+    started_at: Required[datetime]
+    run_id: str | None
+    api_key: str | None
+    finished_at: datetime | None  # now, when left out
+    actor: str | None
+    secret_id: str | None
+    request_id: str | None
+    vault_version: int | None
+    error: str | None
+    detail: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
