@@ -18,34 +18,20 @@ from typing import TYPE_CHECKING, Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from rotator import audit_heads
 from rotator.audit_records import FOLD_STEP, GENESIS, GLOBAL_CHAIN, Event, Head
 from rotator.clock import iso, utcnow
-from rotator.errors import DatabaseError
 from rotator.models import AuditEventRow, HeadRow
 
 if TYPE_CHECKING:
     from rotator.events.outbox import OutboxWriter
 
-# PostgreSQL: seqs from a sequence, for concurrent appenders
-_NEXTVAL: Final = sa.text("SELECT nextval('audit_events_seq_seq')")
-_NEXTVALS: Final = sa.text("SELECT nextval('audit_events_seq_seq') FROM generate_series(1, :n)")
 _HASHED = (
     "seq", "run_id", "api_key", "step", "outcome", "started_at", "finished_at", "actor",
     "secret_id", "request_id", "vault_version", "error", "detail",
 )  # fmt: skip
 _COLUMNS: Final = tuple(c.key for c in sa.inspect(AuditEventRow).columns)
 _GIVEN: Final = frozenset(_COLUMNS) - {"seq", "chain", "chain_seq", "prev_hash", "hash"}
-_MOVE_HEAD = sa.text(
-    "UPDATE audit_heads SET seq = :seq, hash = :hash, txid = :txid WHERE chain = :chain"
-)
-_MOVE_HEAD_PG = sa.text(
-    "UPDATE audit_heads SET seq = :seq, hash = :hash, "
-    "txid = pg_current_xact_id()::text::bigint WHERE chain = :chain"
-)
-_NEW_HEAD = sa.text(
-    "INSERT INTO audit_heads (chain, seq, hash, folded_seq, txid) "
-    "VALUES (:chain, 0, :hash, 0, 0) ON CONFLICT (chain) DO NOTHING"
-)
 
 
 def canonical(fields: Mapping[str, Any]) -> bytes:
@@ -87,26 +73,15 @@ def append_many(
     if not batch:
         return []
     chains = sorted({chain_of(fields) for fields in batch})
-    heads, seqs = _locked(conn, chains, len(batch))
+    heads, seqs = audit_heads.locked(conn, chains, len(batch))
     rows = [_chained(heads, seq, fields) for seq, fields in zip(seqs, batch, strict=True)]
     conn.execute(sa.insert(AuditEventRow), rows)  # values as parameters: one cached statement
-    _move_heads(conn, chains, rows)
+    audit_heads.move_heads(conn, chains, rows)
     events = [Event.from_values(row) for row in rows]
     if outbox is not None:
         for event in events:
             outbox.write(conn, event)
     return events
-
-
-def _locked(
-    conn: Connection, chains: Sequence[str], count: int
-) -> tuple[dict[str, tuple[int, str]], list[int]]:
-    """The chains' heads, locked, and ``count`` new seqs drawn after the locks."""
-    if count == 1 and conn.dialect.name == "postgresql":
-        row = conn.execute(_LOCK_ONE_PG, {"chain": chains[0]}).first()
-        if row is not None:  # else: the chain's first event; its head is made below
-            return {str(row[0]): (int(row[1]), str(row[2]))}, [int(row[3])]
-    return lock_heads(conn, chains), next_seqs(conn, count)
 
 
 def _chained(
@@ -133,20 +108,6 @@ def _chained(
     row["hash"] = event_hash(prev_hash, hashed_fields(row))
     heads[chain] = (row["chain_seq"], row["hash"])
     return row
-
-
-def _move_heads(conn: Connection, chains: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Point each chain's head at its last row of the batch (in chain order: see lock_heads)."""
-    last = {row["chain"]: row for row in rows}
-    move = _MOVE_HEAD_PG if conn.dialect.name == "postgresql" else _MOVE_HEAD
-    heads = [last[chain] for chain in chains]
-    conn.execute(
-        move,
-        [
-            {"chain": h["chain"], "seq": h["chain_seq"], "hash": h["hash"], "txid": h["seq"]}
-            for h in heads
-        ],
-    )
 
 
 def fold(conn: Connection, outbox: OutboxWriter | None) -> Head:
@@ -189,64 +150,7 @@ def global_head(conn: Connection) -> Head:
 
 def lock_head(conn: Connection, chain: str) -> tuple[int, str]:
     """Lock ``chain``'s head row (made on first use) and return its (chain_seq, hash)."""
-    return lock_heads(conn, [chain])[chain]
-
-
-def lock_heads(conn: Connection, chains: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """Lock the head rows of ``chains`` (sorted; made on first use); their (chain_seq, hash).
-
-    Everyone takes head locks in one order, so no two appenders ever wait for each other in a
-    cycle: missing heads are made (ON CONFLICT DO NOTHING, in order) before any is locked, then
-    all are locked in chain order ("" first; bytewise, as Python sorts: PostgreSQL's "C"
-    collation). One chain, the common case, is one statement when its head exists."""
-    if len(chains) == 1:
-        found = _lock(conn, chains)
-        if found:
-            return found
-        conn.execute(_NEW_HEAD, {"chain": chains[0], "hash": GENESIS})
-        return _lock(conn, chains)
-    existing = conn.execute(sa.select(HeadRow.chain).where(HeadRow.chain.in_(chains)))
-    have = set(existing.scalars())
-    missing = [chain for chain in chains if chain not in have]
-    if missing:
-        conn.execute(_NEW_HEAD, [{"chain": chain, "hash": GENESIS} for chain in missing])
-    found = _lock(conn, chains)
-    if len(found) != len(chains):  # heads are never deleted: only a broken database gets here
-        raise DatabaseError("cannot lock the audit chains' heads: some are missing")
-    return found
-
-
-# PostgreSQL, one chain (every append but a batch): lock the head, then draw the event's seq
-# (after the lock, so a chain's seqs ascend), in one round trip instead of two.
-_LOCK_ONE_PG: Final = sa.text(
-    "WITH head AS MATERIALIZED (SELECT chain, seq, hash FROM audit_heads WHERE chain = :chain "
-    "FOR UPDATE) SELECT chain, seq, hash, nextval('audit_events_seq_seq') FROM head"
-)
-
-
-def _lock(conn: Connection, chains: Sequence[str]) -> dict[str, tuple[int, str]]:
-    columns = (HeadRow.chain, HeadRow.seq, HeadRow.hash)
-    if len(chains) == 1:
-        query = sa.select(*columns).where(HeadRow.chain == chains[0])
-    elif conn.dialect.name == "postgresql":
-        query = sa.select(*columns).where(HeadRow.chain.in_(chains))
-        query = query.order_by(HeadRow.chain.collate("C"))
-    else:  # SQLite: BEGIN IMMEDIATE has the whole database already, no row locks
-        query = sa.select(*columns).where(HeadRow.chain.in_(chains))
-    rows = conn.execute(query.with_for_update())
-    return {str(chain): (int(seq), str(hash_)) for chain, seq, hash_ in rows}
-
-
-def next_seqs(conn: Connection, count: int) -> list[int]:
-    """``count`` new global seqs, ascending: from a sequence on PostgreSQL (appends of keys run
-    in parallel); the next numbers on SQLite, whose writers BEGIN IMMEDIATE and take turns."""
-    if conn.dialect.name == "postgresql":
-        if count == 1:
-            return [int(conn.execute(_NEXTVAL).scalar_one())]
-        return sorted(int(value) for value in conn.execute(_NEXTVALS, {"n": count}).scalars())
-    top = conn.execute(sa.select(sa.func.coalesce(sa.func.max(AuditEventRow.seq), 0)))
-    first = int(top.scalar_one()) + 1
-    return list(range(first, first + count))
+    return audit_heads.lock_heads(conn, [chain])[chain]
 
 
 def row_values(row: Any) -> dict[str, Any]:
