@@ -114,31 +114,32 @@ def fold(conn: Connection, outbox: OutboxWriter | None) -> Head:
     """Record in chain "" the head of every key's chain that moved since the last fold; returns
     the new global head. One folder at a time (chain ""'s lock); appenders of keys go on. The
     key heads' rows are updated in chain order, the order every appender locks them in."""
-    lock_head(conn, GLOBAL_CHAIN)
+    head = Head(*lock_head(conn, GLOBAL_CHAIN))
     moved = conn.execute(
         sa.select(HeadRow.chain, HeadRow.seq, HeadRow.hash).where(
             HeadRow.chain != GLOBAL_CHAIN, HeadRow.seq > HeadRow.folded_seq
         )
     ).all()
-    if moved:
-        moved = sorted(moved, key=lambda head: str(head[0]))
-        now = utcnow()
-        append(
-            conn,
-            outbox,
-            step=FOLD_STEP,
-            outcome="ok",
-            started_at=now,
-            finished_at=now,
-            detail={"heads": {chain: [seq, hash_] for chain, seq, hash_ in moved}},
-        )
-        conn.execute(
-            sa.update(HeadRow)
-            .where(HeadRow.chain == sa.bindparam("c"))
-            .values(folded_seq=sa.bindparam("s")),
-            [{"c": chain, "s": seq} for chain, seq, _ in moved],
-        )
-    return global_head(conn)
+    if not moved:
+        return head
+    moved = sorted(moved, key=lambda row: str(row[0]))
+    now = utcnow()
+    event = append(
+        conn,
+        outbox,
+        step=FOLD_STEP,
+        outcome="ok",
+        started_at=now,
+        finished_at=now,
+        detail={"heads": {chain: [seq, hash_] for chain, seq, hash_ in moved}},
+    )
+    conn.execute(
+        sa.update(HeadRow)
+        .where(HeadRow.chain == sa.bindparam("c"))
+        .values(folded_seq=sa.bindparam("s")),
+        [{"c": chain, "s": seq} for chain, seq, _ in moved],
+    )
+    return Head(head.chain_seq + 1, event.hash)  # chain "" is locked: nothing came between
 
 
 def global_head(conn: Connection) -> Head:
