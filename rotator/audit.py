@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import sqlalchemy as sa
 import structlog
@@ -24,8 +24,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from rotator import audit_chain
 from rotator.audit_chain import canonical, event_hash
-from rotator.audit_chain import row_values as _row_values
-from rotator.audit_chain import to_model as _to_model
 from rotator.audit_records import (
     ALERT_STEP,
     DISCOVERY_STEP,
@@ -77,7 +75,19 @@ __all__ = [
 
 
 RECORD_BATCH: Final = 500  # events per transaction of record_many (SQLite's bind limit: 999)
-_WRITTEN_MAX: Final = 4096  # unfinished runs remembered (one per key being rotated, in practice)
+_WRITTEN_MAX: Final = 4096
+# The run statements every rotation makes, built once (a statement built per call costs more CPU
+# than its round trip: SQLAlchemy keys its cache on the statement's whole structure).
+_RUNS: Final = cast(sa.Table, RunRow.__table__)
+_NEW_RUN: Final = sa.insert(_RUNS)
+_RUN: Final = sa.select(_RUNS).where(_RUNS.c.id == sa.bindparam("run"))
+_RUN_LOCKED: Final = _RUN.with_for_update()
+_SET_RUN: Final = sa.update(_RUNS).where(_RUNS.c.id == sa.bindparam("run"))  # SET: given keys
+_KEY_RUNS: Final = (
+    sa.select(_RUNS)
+    .where(_RUNS.c.api_key == sa.bindparam("key"), _RUNS.c.status == sa.bindparam("status"))
+    .order_by(_RUNS.c.started_at, _RUNS.c.id)
+)  # unfinished runs remembered (one per key being rotated, in practice)
 
 
 class AuditLog:
@@ -108,7 +118,8 @@ class AuditLog:
         emergency: bool = False,
     ) -> Run:
         now = utcnow()
-        row = RunRow(
+        row: dict[str, Any] = dict.fromkeys(_RUNS.c.keys())
+        row.update(
             id=str(uuid.uuid4()),
             api_key=api_key,
             trigger=trigger,
@@ -120,10 +131,10 @@ class AuditLog:
             owner=owner,
         )
         with translate_errors("record the run start", self.engine), self.engine.begin() as conn:
-            conn.execute(sa.insert(RunRow), _row_values(row))
+            conn.execute(_NEW_RUN, row)
             self._append(
                 conn,
-                run_id=row.id,
+                run_id=row["id"],
                 api_key=api_key,
                 step="run.start",
                 outcome="ok",
@@ -132,7 +143,7 @@ class AuditLog:
                 actor=actor,
                 detail={"trigger": trigger, "reason": reason, "emergency": emergency},
             )
-        return self._remember(Run.from_row(row))
+        return self._remember(Run.from_values(row))
 
     def update_run(
         self,
@@ -154,7 +165,7 @@ class AuditLog:
             run = self._locked_run(conn, run_id)
             fields: dict[str, Any] = {k: v for k, v in wanted.items() if v != getattr(run, k)}
             if fields:
-                conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**fields))
+                conn.execute(_SET_RUN, {"run": run_id, **fields})
                 now = utcnow()
                 self._append(  # every fact of a run is chained: verify derives the row from these
                     conn,
@@ -186,7 +197,7 @@ class AuditLog:
             values["finished_at"] = now
         with translate_errors("record the run end", self.engine), self.engine.begin() as conn:
             run = self._locked_run(conn, run_id)
-            conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**values))
+            conn.execute(_SET_RUN, {"run": run_id, **values})
             self._append(
                 conn,
                 run_id=run_id,
@@ -211,11 +222,10 @@ class AuditLog:
 
     def _locked_run(self, conn: Connection, run_id: str) -> Run:
         """The run's row, locked for this transaction (its writers take turns)."""
-        query = sa.select(RunRow).where(RunRow.id == run_id).with_for_update()
-        row = conn.execute(query).first()
+        row = conn.execute(_RUN_LOCKED, {"run": run_id}).first()
         if row is None:
             raise RunNotFoundError(f"no run {run_id} in the audit log")
-        return Run.from_row(_to_model(RunRow, row))
+        return Run.from_row(row)
 
     def _remember(self, run: Run) -> Run:
         """Keep ``run`` as this process last wrote it, so ``update_run`` need not read it back.
@@ -227,18 +237,18 @@ class AuditLog:
 
     def get_run(self, run_id: str) -> Run:
         with translate_errors("read the run", self.engine), self.engine.connect() as conn:
-            row = conn.execute(sa.select(RunRow).where(RunRow.id == run_id)).first()
+            row = conn.execute(_RUN, {"run": run_id}).first()
         if row is None:
             raise RunNotFoundError(f"no run {run_id} in the audit log")
-        return Run.from_row(_to_model(RunRow, row))
+        return Run.from_row(row)
 
     def find_run(self, prefix: str) -> Run | None:
         """A run by full id or unique prefix (operators type the first 8 characters)."""
         with translate_errors("find the run", self.engine), self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(RunRow).where(RunRow.id.startswith(prefix, autoescape=True)).limit(2)
+                sa.select(_RUNS).where(_RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
             ).all()
-        return Run.from_row(_to_model(RunRow, rows[0])) if len(rows) == 1 else None
+        return Run.from_row(rows[0]) if len(rows) == 1 else None
 
     def runs(
         self,
@@ -250,29 +260,38 @@ class AuditLog:
         limit: int | None = None,
         newest_first: bool = True,
     ) -> list[Run]:
-        query = sa.select(RunRow)
+        runs = _RUNS.c
+        query = sa.select(_RUNS)
         if api_key is not None:
-            query = query.where(RunRow.api_key == api_key)
+            query = query.where(runs.api_key == api_key)
         if statuses:
-            query = query.where(RunRow.status.in_([s.value for s in statuses]))
+            query = query.where(runs.status.in_([s.value for s in statuses]))
         # Aware datetimes: the column type (UTCDateTime) stores UTC and refuses naive ones.
         if since is not None:
-            query = query.where(RunRow.started_at >= since.astimezone(UTC))
+            query = query.where(runs.started_at >= since.astimezone(UTC))
         if until is not None:
-            query = query.where(RunRow.started_at < until.astimezone(UTC))
-        order = RunRow.started_at.desc() if newest_first else RunRow.started_at.asc()
-        query = query.order_by(order, RunRow.id)
+            query = query.where(runs.started_at < until.astimezone(UTC))
+        order = runs.started_at.desc() if newest_first else runs.started_at.asc()
+        query = query.order_by(order, runs.id)
         if limit is not None:
             query = query.limit(limit)
         with translate_errors("list runs", self.engine), self.engine.connect() as conn:
-            return [Run.from_row(_to_model(RunRow, r)) for r in conn.execute(query).all()]
+            return [Run.from_row(r) for r in conn.execute(query).all()]
 
     def unfinished_runs(self, api_key: str | None = None) -> list[Run]:
         """Runs a crash left ``running`` (oldest first): they must be resumed before new ones."""
-        return self.runs(api_key=api_key, statuses=[RunStatus.RUNNING], newest_first=False)
+        return self._open_runs(RunStatus.RUNNING, api_key)
 
     def awaiting_revoke(self, api_key: str | None = None) -> list[Run]:
-        return self.runs(api_key=api_key, statuses=[RunStatus.AWAITING_REVOKE], newest_first=False)
+        return self._open_runs(RunStatus.AWAITING_REVOKE, api_key)
+
+    def _open_runs(self, status: RunStatus, api_key: str | None) -> list[Run]:
+        """A key's runs in ``status``, oldest first (every rotation asks: one cached query)."""
+        if api_key is None:
+            return self.runs(statuses=[status], newest_first=False)
+        params = {"key": api_key, "status": status.value}
+        with translate_errors("list runs", self.engine), self.engine.connect() as conn:
+            return [Run.from_row(r) for r in conn.execute(_KEY_RUNS, params).all()]
 
     def keys_changed(self, after_seq: int) -> tuple[set[str], int]:
         """API keys with events after the cursor ``after_seq``, and the next cursor: what a poller
@@ -337,7 +356,7 @@ class AuditLog:
         newest = sa.select(*columns).where(ranked.c.rank == 1)
         with translate_errors("read every key's history", self.engine), self.engine.connect() as c:
             last = {key: value for key, value in c.execute(successes).all()}
-            runs = [Run.from_row(_to_model(RunRow, r)) for r in c.execute(newest).all()]
+            runs = [Run.from_row(r) for r in c.execute(newest).all()]
         facts: dict[str, tuple[datetime | None, Run | None]] = {
             key: (value.replace(tzinfo=UTC) if isinstance(value, datetime) else None, None)
             for key, value in last.items()
@@ -432,7 +451,7 @@ class AuditLog:
         if limit is not None:
             query = query.limit(limit)
         with translate_errors("read audit events", self.engine), self.engine.connect() as conn:
-            return [Event.from_row(_to_model(AuditEventRow, r)) for r in conn.execute(query).all()]
+            return [Event.from_row(r) for r in conn.execute(query).all()]
 
     def verify_chain(
         self, *, anchor: Head | None = None, expect_head: str | None = None

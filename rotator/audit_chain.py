@@ -32,6 +32,7 @@ _HASHED = (
 )  # fmt: skip
 _COLUMNS: Final = tuple(c.key for c in sa.inspect(AuditEventRow).columns)
 _GIVEN: Final = frozenset(_COLUMNS) - {"seq", "chain", "chain_seq", "prev_hash", "hash"}
+_INSERT: Final = sa.insert(AuditEventRow)
 
 
 def canonical(fields: Mapping[str, Any]) -> bytes:
@@ -75,7 +76,7 @@ def append_many(
     chains = sorted({chain_of(fields) for fields in batch})
     heads, seqs = audit_heads.locked(conn, chains, len(batch))
     rows = [_chained(heads, seq, fields) for seq, fields in zip(seqs, batch, strict=True)]
-    conn.execute(sa.insert(AuditEventRow), rows)  # values as parameters: one cached statement
+    conn.execute(_INSERT, rows)  # values as parameters: one statement, compiled once
     audit_heads.move_heads(conn, chains, rows)
     events = [Event.from_values(row) for row in rows]
     if outbox is not None:

@@ -12,7 +12,6 @@ from enum import Enum, StrEnum
 from typing import Any, Final, Required, TypedDict
 
 from rotator.clock import iso, iso_or_none
-from rotator.models import AuditEventRow, RunRow
 
 GENESIS = "0" * 64
 GLOBAL_CHAIN: Final = ""  # events about no key, and the folds of every key's head
@@ -49,6 +48,12 @@ ALERT_STEP: Final = "alert"  # the step of an alert's audit event (the dedup mem
 DISCOVERY_STEP: Final = "discovery"  # the step of a managed-set change (added/removed)
 
 
+_RUN_COLUMNS: Final = (
+    "id", "api_key", "trigger", "reason", "actor", "status", "emergency", "old_secret_id",
+    "new_secret_id", "started_at", "finished_at", "revoke_after", "error", "owner",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class Run:
     id: str
@@ -67,23 +72,16 @@ class Run:
     owner: str
 
     @classmethod
-    def from_row(cls, row: RunRow) -> Run:
-        return cls(
-            id=row.id,
-            api_key=row.api_key,
-            trigger=row.trigger,
-            reason=row.reason,
-            actor=row.actor,
-            status=RunStatus(row.status),
-            emergency=bool(row.emergency),
-            old_secret_id=row.old_secret_id,
-            new_secret_id=row.new_secret_id,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            revoke_after=row.revoke_after,
-            error=row.error,
-            owner=row.owner,
-        )
+    def from_row(cls, row: Any) -> Run:
+        """From a ``RunRow``, or a result row of the runs table's columns."""
+        return cls.from_values({name: getattr(row, name) for name in _RUN_COLUMNS})
+
+    @classmethod
+    def from_values(cls, row: Mapping[str, Any]) -> Run:
+        """From the runs table's column values."""
+        values = {name: row[name] for name in _RUN_COLUMNS}
+        values.update(status=RunStatus(row["status"]), emergency=bool(row["emergency"]))
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,7 +126,8 @@ class Event:
     hash: str
 
     @classmethod
-    def from_row(cls, row: AuditEventRow) -> Event:
+    def from_row(cls, row: Any) -> Event:
+        """From an ``AuditEventRow``, or a result row of the events table's columns."""
         return cls.from_values({name: getattr(row, name) for name in _EVENT_COLUMNS})
 
     @classmethod
