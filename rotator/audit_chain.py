@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,6 +33,22 @@ _HASHED = (
 _COLUMNS: Final = tuple(c.key for c in sa.inspect(AuditEventRow).columns)
 _GIVEN: Final = frozenset(_COLUMNS) - {"seq", "chain", "chain_seq", "prev_hash", "hash"}
 _INSERT: Final = sa.insert(AuditEventRow)
+_EVENTS: Final = cast(sa.Table, AuditEventRow.__table__)
+_HEADS: Final = cast(sa.Table, HeadRow.__table__)
+_APPEND_ONE_PG: Final = (  # WITH appended AS (INSERT INTO audit_events ...) UPDATE audit_heads ...
+    sa.update(_HEADS)
+    .where(_HEADS.c.chain == sa.bindparam("e_chain"))
+    .values(
+        seq=sa.bindparam("e_chain_seq"),
+        hash=sa.bindparam("e_hash"),
+        txid=sa.text("pg_current_xact_id()::text::bigint"),
+    )
+    .add_cte(
+        sa.insert(_EVENTS)
+        .values({c.key: sa.bindparam(f"e_{c.key}", type_=c.type) for c in _EVENTS.c})
+        .cte("appended")
+    )
+)
 
 
 def canonical(fields: Mapping[str, Any]) -> bytes:
@@ -76,13 +92,22 @@ def append_many(
     chains = sorted({chain_of(fields) for fields in batch})
     heads, seqs = audit_heads.locked(conn, chains, len(batch))
     rows = [_chained(heads, seq, fields) for seq, fields in zip(seqs, batch, strict=True)]
-    conn.execute(_INSERT, rows)  # values as parameters: one statement, compiled once
-    audit_heads.move_heads(conn, chains, rows)
+    _store(conn, chains, rows)
     events = [Event.from_values(row) for row in rows]
     if outbox is not None:
         for event in events:
             outbox.write(conn, event)
     return events
+
+
+def _store(conn: Connection, chains: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` and move their chains' heads to them: on PostgreSQL one statement for
+    one event (every append but a batch), else the INSERT and then the heads' UPDATE."""
+    if len(rows) == 1 and conn.dialect.name == "postgresql":
+        conn.execute(_APPEND_ONE_PG, {f"e_{name}": value for name, value in rows[0].items()})
+        return
+    conn.execute(_INSERT, rows)  # values as parameters: one statement, compiled once
+    audit_heads.move_heads(conn, chains, rows)
 
 
 def _chained(
