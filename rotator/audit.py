@@ -12,6 +12,9 @@ Nothing here ever holds a secret value: callers pass ids and fingerprints only.
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -104,6 +107,8 @@ class AuditLog:
         self.outbox = outbox  # consumer events, written in each append's transaction
         self.anchor = anchor  # keeps the global head outside the database (after every run)
         self._written: dict[str, Run] = {}  # unfinished runs as this process last wrote them
+        self._anchoring = threading.Lock()  # one fold-and-anchor at a time in this process
+        self._anchored_from = -math.inf  # when the newest anchored fold began (monotonic)
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -475,13 +480,23 @@ class AuditLog:
 
     def anchor_head(self) -> None:
         """Fold and hand the head to the anchor (Vault), if one is set; never raises: a run's
-        outcome stands even when Vault is away, and the daemon's timer anchors again."""
+        outcome stands even when Vault is away, and the daemon's timer anchors again.
+
+        Runs that end together share one fold: a caller that waited while another thread
+        folded *after* it asked (so after its events committed) and anchored is covered."""
         if self.anchor is None:
             return
-        try:
-            self.anchor(self.fold())
-        except RotatorError as exc:
-            structlog.get_logger(__name__).warning("audit_anchor_failed", error=str(exc))
+        asked = time.monotonic()
+        with self._anchoring:
+            if self._anchored_from > asked:
+                return  # a fold begun after this call's events committed is anchored
+            began = time.monotonic()
+            try:
+                self.anchor(self.fold())
+            except RotatorError as exc:
+                structlog.get_logger(__name__).warning("audit_anchor_failed", error=str(exc))
+                return
+            self._anchored_from = began
 
     def _append(self, conn: Connection, **fields: Any) -> Event:
         return audit_chain.append(conn, self.outbox, **fields)

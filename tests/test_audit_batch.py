@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from rotator import db
-from rotator.audit import RECORD_BATCH, AuditLog, EventFields, event_hash
+from rotator.audit import RECORD_BATCH, AuditLog, EventFields, Head, RunStatus, event_hash
 from rotator.audit_chain import hashed_fields, to_model
 from rotator.errors import DatabaseError
 from rotator.events.outbox import OutboxWriter, Route
@@ -223,4 +223,36 @@ def test_racing_batches_singles_and_folds_on_postgres_leave_one_valid_chain(
     events = audit.events()
     assert report.checked == len(events)
     assert sum(1 for e in events if e.step != "chain.fold") == 4 * 6 * 21
+    engine.dispose()
+
+
+def test_runs_ending_together_each_return_anchored(database_url: str) -> None:
+    """Runs that end at once may share a fold, yet each finish returns only once a head
+    covering its run's end is anchored."""
+    engine = db.make_engine(database_url, pool_size=8)
+    db.upgrade(engine)
+    anchored: list[Head] = []
+    audit = AuditLog(engine, anchor=anchored.append)
+    seen: dict[str, Head] = {}
+    start = threading.Barrier(6)
+
+    def run(key: str) -> None:
+        started = audit.start_run(api_key=key, trigger="manual", actor="a", owner="o")
+        start.wait()
+        audit.finish_run(started.id, RunStatus.SUCCEEDED)
+        seen[key] = anchored[-1]
+
+    threads = [threading.Thread(target=run, args=(f"k{n}",)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    folds = [e for e in audit.events() if e.step == "chain.fold"]
+    for key, head in seen.items():
+        covering = [f for f in folds if f.hash == head.hash]
+        assert covering, f"{key}: its anchored head is no fold"
+        position = folds.index(covering[0])
+        folded = [(f.detail or {})["heads"].get(key, [0])[0] for f in folds[: position + 1]]
+        assert max(folded) == 2  # the key's events: run.start (1), run.end (2)
+    assert audit.verify_chain(anchor=anchored[-1]).ok
     engine.dispose()
