@@ -132,7 +132,14 @@ app.command("simulate", help="Run the Vonage API simulator (for dry runs and dem
 
 
 def main() -> None:
-    app()
+    from rotator import startup
+
+    startup.begin()
+    startup.import_structlog_without_rich()
+    try:
+        app()
+    finally:
+        startup.at_exit()
 
 
 __all__ = ["app", "exit_code", "main"]

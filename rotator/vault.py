@@ -179,6 +179,9 @@ class VaultStore:
             status = self._client.sys.read_health_status(method="GET")
         if isinstance(status, dict) and status.get("sealed"):
             raise VaultUnavailableError("Vault is sealed")
+        if not self._logged_in:
+            self.login()  # which looks the token up: one round trip, not two
+            return
         self._call("look up rotator's token", self._client.auth.token.lookup_self)
 
     def read_current(self, api_key: str) -> CurrentRecord | None:
