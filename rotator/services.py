@@ -34,6 +34,7 @@ class Services:
 
     def close(self) -> None:
         self.vonage.close()
+        self.vault.close()
         self.engine.dispose()
 
 
