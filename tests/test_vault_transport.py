@@ -132,7 +132,7 @@ def test_an_unreadable_ca_cert_is_a_configuration_error(world: World, tmp_path: 
     first request."""
     bogus = tmp_path / "ca.pem"
     bogus.write_text("not a certificate")
-    with pytest.raises(ConfigError, match="vault.ca_cert"):
+    with pytest.raises(ConfigError, match=r"vault\.ca_cert"):
         store(world, url="https://127.0.0.1:1", ca_cert=str(bogus))
 
 
