@@ -135,7 +135,8 @@ def main() -> None:
     from rotator import startup
 
     startup.begin()
-    startup.import_structlog_without_rich()
+    with startup.loading():
+        startup.import_structlog_without_rich()
     try:
         app()
     finally:

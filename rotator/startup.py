@@ -6,9 +6,10 @@ modules, and nearly everything an import allocates lives until exit. CPython's c
 re-scanning that growing heap (every 700 allocations, and the whole heap every so often): the
 profile of an emergency showed a quarter of its CPU before the run starts in collections that
 find almost nothing, and a last full collection at exit. So ``begin`` spaces collections out
-while the command starts, and ``done`` (called once the command's collaborators are built)
-moves what start-up allocated to the permanent generation (``gc.freeze``: never scanned again)
-and restores the usual thresholds for the work itself. The collector is never turned off.
+while the command starts, pauses them altogether while ``loading`` the bulk of a command's
+modules (a ``with`` block: resumed on the way out, whatever happens), and ``done`` (called once
+the command's collaborators are built) moves what start-up allocated to the permanent generation
+(``gc.freeze``: never scanned again) and restores the usual thresholds for the work itself.
 
 structlog imports rich, when it is installed, for pretty console tracebacks: rich, pygments and
 attrs, about a tenth of what an emergency imports. rotator renders exceptions to text itself
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final
 
 # gen 0 every 10,000 allocations instead of 700; gen 1 and the full heap rarely, until done().
@@ -39,6 +42,22 @@ def begin() -> None:
     if _state.saved is None:
         _state.saved = gc.get_threshold()
         gc.set_threshold(*STARTUP_THRESHOLDS)
+
+
+@contextmanager
+def loading() -> Iterator[None]:
+    """No collection while the block imports modules (during the command line's start-up; a
+    no-op otherwise); what it allocated is frozen on the way out, as modules live until exit
+    (re-enabling alone would make the next collection scan all of it)."""
+    pause = _state.saved is not None and gc.isenabled()
+    if pause:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if pause:
+            gc.freeze()
+            gc.enable()
 
 
 def done() -> None:
@@ -69,4 +88,11 @@ def at_exit() -> None:
     gc.freeze()
 
 
-__all__ = ["STARTUP_THRESHOLDS", "at_exit", "begin", "done", "import_structlog_without_rich"]
+__all__ = [
+    "STARTUP_THRESHOLDS",
+    "at_exit",
+    "begin",
+    "done",
+    "import_structlog_without_rich",
+    "loading",
+]
