@@ -8,6 +8,7 @@ Numbers are printed, never asserted: a benchmark reports, a test checks behaviou
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import platform
 import shutil
@@ -84,6 +85,17 @@ class Stack:
             client.adapter.close()
 
 
+def compile_bytecode() -> None:
+    """Compile the ``rotator`` package the benchmarks run to bytecode, as ``pip install`` and
+    deploy/Dockerfile (``compileall``) do for an installation. A checkout run with
+    ``PYTHONDONTWRITEBYTECODE=1`` (set on the bench machine) would otherwise compile ~60 modules
+    from source at every start, which no installed rotator does (bench/RESULTS.md, issue 12:
+    tens of milliseconds of every command's start-up)."""
+    import rotator
+
+    compileall.compile_dir(Path(rotator.__file__).parent, quiet=1)
+
+
 @contextmanager
 def stack(
     *,
@@ -95,6 +107,7 @@ def stack(
     config: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Start everything; stop everything (and drop the database) on the way out."""
+    compile_bytecode()
     with ExitStack() as stop:
         workdir = Path(tempfile.mkdtemp(prefix="rotator-bench-"))
         if os.environ.get(KEEP_ENV):
@@ -214,6 +227,7 @@ __all__ = [
     "PRIMARY",
     "REPO",
     "Stack",
+    "compile_bytecode",
     "machine",
     "median",
     "now",
