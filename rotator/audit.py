@@ -306,7 +306,7 @@ class AuditLog:
             .label("rank")
         )
         ranked = sa.select(RunRow, rank).subquery()
-        columns = [ranked.c[col.name].label(col.key) for col in sa.inspect(RunRow).columns]
+        columns = [ranked.c[col.name].label(col.key) for col in RunRow.__table__.columns]
         newest = sa.select(*columns).where(ranked.c.rank == 1)
         with translate_errors("read every key's history", self.engine), self.engine.connect() as c:
             last = {key: value for key, value in c.execute(successes).all()}

@@ -141,7 +141,7 @@ def next_seq(conn: Connection) -> int:
 
 
 def row_values(row: Any) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in sa.inspect(type(row)).columns}
+    return {c.key: getattr(row, c.key) for c in type(row).__table__.columns}
 
 
 def to_model(model: type[Any], raw: Any) -> Any:
@@ -151,4 +151,4 @@ def to_model(model: type[Any], raw: Any) -> Any:
         only = next(iter(mapping.values()))
         if isinstance(only, model):
             return only
-    return model(**{c.key: mapping[c.key] for c in sa.inspect(model).columns})
+    return model(**{c.key: mapping[c.key] for c in model.__table__.columns})
