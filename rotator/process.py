@@ -35,7 +35,7 @@ def harden_process() -> list[str]:
             if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
                 raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
             done.append("not dumpable")
-        except OSError as exc:
+        except (OSError, AttributeError) as exc:  # AttributeError: no prctl among the symbols
             _warn("dumpable_failed", exc)
     return done
 
