@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 import structlog
@@ -81,7 +81,7 @@ RECORD_BATCH: Final = 500  # events per transaction of record_many (SQLite's bin
 _WRITTEN_MAX: Final = 4096
 # The run statements every rotation makes, built once (a statement built per call costs more CPU
 # than its round trip: SQLAlchemy keys its cache on the statement's whole structure).
-_RUNS: Final = cast(sa.Table, RunRow.__table__)
+_RUNS: Final = RunRow.__table__
 _NEW_RUN: Final = sa.insert(_RUNS)
 _RUN: Final = sa.select(_RUNS).where(_RUNS.c.id == sa.bindparam("run"))
 _RUN_LOCKED: Final = _RUN.with_for_update()
@@ -357,7 +357,7 @@ class AuditLog:
             .label("rank")
         )
         ranked = sa.select(RunRow, rank).subquery()
-        columns = [ranked.c[col.name].label(col.key) for col in sa.inspect(RunRow).columns]
+        columns = [ranked.c[col.name].label(col.key) for col in RunRow.__table__.columns]
         newest = sa.select(*columns).where(ranked.c.rank == 1)
         with translate_errors("read every key's history", self.engine), self.engine.connect() as c:
             last = {key: value for key, value in c.execute(successes).all()}

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -30,11 +30,11 @@ _HASHED = (
     "seq", "run_id", "api_key", "step", "outcome", "started_at", "finished_at", "actor",
     "secret_id", "request_id", "vault_version", "error", "detail",
 )  # fmt: skip
-_COLUMNS: Final = tuple(c.key for c in sa.inspect(AuditEventRow).columns)
+_COLUMNS: Final = tuple(c.key for c in AuditEventRow.__table__.columns)
 _GIVEN: Final = frozenset(_COLUMNS) - {"seq", "chain", "chain_seq", "prev_hash", "hash"}
 _INSERT: Final = sa.insert(AuditEventRow)
-_EVENTS: Final = cast(sa.Table, AuditEventRow.__table__)
-_HEADS: Final = cast(sa.Table, HeadRow.__table__)
+_EVENTS: Final = AuditEventRow.__table__
+_HEADS: Final = HeadRow.__table__
 _APPEND_ONE_PG: Final = (  # WITH appended AS (INSERT INTO audit_events ...) UPDATE audit_heads ...
     sa.update(_HEADS)
     .where(_HEADS.c.chain == sa.bindparam("e_chain"))
@@ -181,7 +181,7 @@ def lock_head(conn: Connection, chain: str) -> tuple[int, str]:
 
 
 def row_values(row: Any) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in sa.inspect(type(row)).columns}
+    return {c.key: getattr(row, c.key) for c in type(row).__table__.columns}
 
 
 def to_model(model: type[Any], raw: Any) -> Any:
@@ -191,4 +191,4 @@ def to_model(model: type[Any], raw: Any) -> Any:
         only = next(iter(mapping.values()))
         if isinstance(only, model):
             return only
-    return model(**{c.key: mapping[c.key] for c in sa.inspect(model).columns})
+    return model(**{c.key: mapping[c.key] for c in model.__table__.columns})
