@@ -354,11 +354,12 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
         settled = True
         for secret_id in targets:
             settled = _revoke_one(io, rec, secret_id, report) and settled
-        if settled and known is not None:
-            remaining = [i for i in known if i not in targets]  # Vonage's 204s said so
-        else:
+        listed = not settled or known is None
+        if listed:
             remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
-        report.detail = {"revoked": targets, "remaining": remaining, "listed": not settled}
+        else:
+            remaining = [i for i in (known or []) if i not in targets]  # Vonage's 204s said so
+        report.detail = {"revoked": targets, "remaining": remaining, "listed": listed}
         unknown = [i for i in remaining if i != rec.new_id and i not in targets]
         if unknown:  # nobody recorded them: the audit log names them (and a warning is logged)
             report.detail["unknown"] = unknown

@@ -179,6 +179,9 @@ def test_a_grace_period_leaves_two_calls_to_the_rotation(known: World) -> None:
         ("DELETE", f"{SECRETS}/{outcome.run.old_secret_id}"),
         ("GET", SECRETS),
     ]
+    revoke = events(known, outcome, "revoke")[-1]
+    assert revoke.detail is not None
+    assert revoke.detail["listed"] is True, "the audit log says the revocation was listed"
     assert violations(known, SUB, known.services().audit) == []
 
 
