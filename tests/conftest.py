@@ -87,6 +87,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if lost:
         line += f"; INCOMPLETE: no ledger from worker(s) {', '.join(lost)}"
     if reporter is not None:
+        if reporter._tw.width_of_current_line:  # -q leaves it after the last progress dots
+            reporter.write("\n")
         reporter.write_line(line)
         for hit in hits[:50]:
             reporter.write_line(f"  LEAK: {hit}")
