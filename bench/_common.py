@@ -83,6 +83,21 @@ class Stack:
         finally:
             client.adapter.close()
 
+    def seed_known(self) -> None:
+        """Every key's record as a previous rotation leaves it: its current secret with its id
+        and nothing pending or kept, so a scheduled rotation can create first (3 calls)."""
+        client = self.vault_client()
+        try:
+            for key in self.sim.accounts():
+                [secret] = self.sim.secrets(key)
+                client.secrets.kv.v2.create_or_update_secret(
+                    path=f"{self.data['vault']['path_prefix']}/{key}",
+                    secret={"api_key": key, "api_secret": secret.value, "secret_id": secret.id},
+                    mount_point="secret",
+                )
+        finally:
+            client.adapter.close()
+
 
 @contextmanager
 def stack(

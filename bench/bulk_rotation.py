@@ -2,19 +2,25 @@
 
 500 subaccounts (and the primary) on the simulator with 20 ms latency per call and a 50 calls/s
 limit; rotator configured as a user would for bulk: ``vonage.max_calls_per_second`` = the limit,
-``rotation.max_parallel`` 16 workers (8 leave the limiter idle while workers do their Vault and
-database steps), every key due (``--once`` rotates never-rotated keys at once), a real OpenBao
+``rotation.max_parallel`` 32 workers (with 3 calls per rotation, 16 leave the limiter idle while
+workers do their Vault and database steps on a loaded machine), every key due (``--once`` rotates never-rotated keys at once), a real OpenBao
 dev server and a SQLite (or PostgreSQL) audit log. Each run starts from scratch.
 
+Two scenarios (``--scenario``): ``scheduled`` (the default), every key's current secret and
+its id already in Vault as a previous rotation leaves them, so each rotation creates first
+(create, verify, revoke: 3 calls); ``first``, the subaccounts unknown to Vault (their first
+rotation lists to learn the old secret's id: 4 calls).
+
 The floor is the time the Vonage calls rotator needs take at the limit: (calls answered) /
-limit, less the bucket's initial burst; the 4-call floor is the same for 4 calls per rotation
-(list, create, verify, revoke: the issue's target), whatever rotator sent. Both scale with
-``--keys``. "% of floor speed" = floor / wall, wall being the whole command (start-up included).
-Calls per rotation and 429s come from the simulator's own call log; CPU is the rotator process's
-user + system time. The naive baseline (bench/naive_baseline.py) runs in the same invocation
-against a fresh simulator with the same settings.
+limit, less the bucket's initial burst; the 3- and 4-call floors are the same for 3 and 4 calls
+per rotation (create, verify, revoke; and the listing before them), whatever rotator sent. All
+scale with ``--keys``. "% of floor" = floor / wall, wall being the whole command (start-up
+included). Calls per rotation and 429s come from the simulator's own call log; CPU is the
+rotator process's user + system time. The naive baseline (bench/naive_baseline.py: list,
+create, delete) runs in the same invocation against a fresh simulator with the same settings.
 
     .venv/bin/python -m bench.bulk_rotation                      # the issue's numbers, 3 runs
+    .venv/bin/python -m bench.bulk_rotation --scenario first     # first rotations (4 calls)
     .venv/bin/python -m bench.bulk_rotation --keys 5 --latency 0 --rate 1000 --runs 1
 """
 
@@ -68,11 +74,10 @@ class BulkResult:
         """Seconds the answered calls need at ``rate``, the bucket's initial burst free."""
         return max(0.0, self.answered - self.burst) / self.rate
 
-    @property
-    def floor4(self) -> float:
-        """Seconds 4 calls per rotation (list, create, verify, revoke) and the subaccount
-        listing need at ``rate``: the floor the issue sets, whatever rotator actually sent."""
-        needed = 4 * self.rotations + self.by_kind.get("subaccounts", 0)
+    def floor_of(self, calls: int) -> float:
+        """Seconds ``calls`` calls per rotation and the subaccount listing need at ``rate``
+        (3: create, verify, revoke; 4: and the listing before), whatever rotator sent."""
+        needed = calls * self.rotations + self.by_kind.get("subaccounts", 0)
         return max(0.0, needed - self.burst) / self.rate
 
     @property
@@ -123,10 +128,16 @@ def main() -> None:
     args.add_argument("--keys", type=int, default=500, help="subaccounts (default 500)")
     args.add_argument("--latency", type=float, default=0.02, help="seconds per call (0.02)")
     args.add_argument("--rate", type=float, default=50, help="Vonage calls/s limit (50)")
-    args.add_argument("--parallel", type=int, default=16, help="rotation.max_parallel (16)")
+    args.add_argument("--parallel", type=int, default=32, help="rotation.max_parallel (32)")
     args.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     args.add_argument("--runs", type=int, default=3, help="rotator runs, each from scratch (3)")
     args.add_argument("--no-baseline", action="store_true", help="skip the naive loop")
+    args.add_argument(
+        "--scenario",
+        choices=("scheduled", "first"),
+        default="scheduled",
+        help="scheduled: Vault knows every key (default); first: subaccounts' first rotation",
+    )
     opts = args.parse_args()
 
     config = {
@@ -142,6 +153,8 @@ def main() -> None:
             database=opts.database,
             config=config,
         ) as world:
+            if opts.scenario == "scheduled":
+                world.seed_known()
             results.append(bulk(world, rate=opts.rate))
             if results[-1].exit_code != 0:
                 print((world.workdir / "once.log").read_text()[-3000:], file=sys.stderr)
@@ -149,7 +162,7 @@ def main() -> None:
     print(
         f"## Bulk rotation: {opts.keys} subaccounts + primary {PRIMARY}, latency "
         f"{opts.latency * 1000:g} ms, limit {opts.rate:g} calls/s, max_parallel {opts.parallel}, "
-        f"{opts.database}"
+        f"{opts.database}, {opts.scenario} rotations"
     )
     print()
     rows = [_row(f"rotator run --once #{n}", r) for n, r in enumerate(results, 1)]
@@ -161,7 +174,9 @@ def main() -> None:
         naive = naive_baseline.run_naive(opts.keys, latency=opts.latency, rate=opts.rate)
         answered = naive.calls - naive.throttled
         floor = max(0.0, answered - max(1.0, opts.rate)) / opts.rate
-        floor4 = max(0.0, 4 * naive.keys - max(1.0, opts.rate)) / opts.rate
+        floor3, floor4 = (
+            max(0.0, n * naive.keys - max(1.0, opts.rate)) / opts.rate for n in (3, 4)
+        )
         rows.append(
             [
                 "naive httpx loop",
@@ -170,6 +185,7 @@ def main() -> None:
                 naive.wall,
                 floor,
                 _percent(floor, naive.wall),
+                _percent(floor3, naive.wall),
                 floor4,
                 _percent(floor4, naive.wall),
                 answered,
@@ -188,6 +204,7 @@ def main() -> None:
         "Vonage window s",
         "floor s",
         "% of floor speed",
+        "% of 3-call floor",
         "4-call floor s",
         "% of 4-call floor",
         "calls",
@@ -216,8 +233,9 @@ def _row(label: str, result: BulkResult) -> list[object]:
         result.window,
         result.floor,
         _percent(result.floor, result.wall),
-        result.floor4,
-        _percent(result.floor4, result.wall),
+        _percent(result.floor_of(3), result.wall),
+        result.floor_of(4),
+        _percent(result.floor_of(4), result.wall),
         result.answered,
         f"{result.per_rotation:.2f}",
         result.throttled,

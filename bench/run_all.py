@@ -27,6 +27,7 @@ FULL: dict[str, list[str]] = {
         "postgresql",
         "--no-baseline",
     ],
+    "bulk_rotation@first": ["--keys", "200", "--runs", "1", "--scenario", "first", "--no-baseline"],
     "footprint": ["--settle", "0", "--window", "5"],
     "footprint@postgresql": ["--settle", "0", "--window", "5", "--database", "postgresql"],
     "emergency_latency": ["--reps", "3"],

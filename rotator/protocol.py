@@ -48,6 +48,38 @@ class Observed:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VaultKnows:
+    """What Vault (and the audit log) tell about one key before anything is listed."""
+
+    emergency: bool
+    record_secret_id: str | None  # Vault's current record names this id (None: no record/id)
+    pending: bool = False  # a staged secret: a run did not finish
+    previous: bool = False  # an old secret kept for its grace period or awaiting revocation
+    adopted: bool = False  # an operator named a secret (`rotator adopt`) not yet rotated away
+    owed_revocation: bool = False  # a run awaits revoking an old secret (maybe still on Vonage)
+
+
+def must_list(known: VaultKnows) -> str | None:
+    """Why a run must list the key's secrets before creating one; None: it may create first.
+
+    Vonage refuses a third secret, so a definite 201 to the POST proves that at most one secret
+    existed before it. When Vault's current record names that one and nothing else of the key
+    is pending, kept, adopted or owed a revocation, a listing could only repeat Vault's picture;
+    a key that is in fact full (someone added a secret) is caught by the refusal, and the run
+    then lists. An emergency always lists: it revokes every other secret, known or not.
+    """
+    checks = (
+        (known.emergency, "an emergency revokes every other secret, known or not"),
+        (known.record_secret_id is None, "Vault's record names no current secret id"),
+        (known.pending, "a staged secret of an unfinished run"),
+        (known.previous, "a previous secret is kept for its grace period or revocation"),
+        (known.adopted, "an adopted secret is still to be rotated away"),
+        (known.owed_revocation, "a run awaits revoking an old secret"),
+    )
+    return next((why for failed, why in checks if failed), None)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Identified:
     """Which Vonage secret is current, and which one rotation replaces."""
 

@@ -73,6 +73,17 @@ class RunRecord:
     posted: bool = False  # a POST of this run may have created a secret (rollback looks)
     only_secret_left: bool = False  # rollback found the new secret is the key's last one
     revoke_after: datetime | None = None  # set when revocation was deferred (grace period)
+    # Inspect did not list: the run relies on Vault's picture (the key holds the record's secret
+    # alone, ``protocol.must_list``), which a definite 201 to its POST then proves.
+    vault_picture: bool = False
+    key_full: bool = False  # Vonage refused the POST of a run relying on Vault: list from now on
+
+    def known_ids(self) -> tuple[str, ...]:
+        """The key's secrets as this run knows them before its POST: what it listed, or the
+        one Vault's record names when it relies on Vault (``vault_picture``)."""
+        if self.vault_picture:
+            return (self.old_id,) if self.old_id else ()
+        return tuple(s.id for s in self.listed)
 
     @classmethod
     def begin(cls, config: Config, run: Run) -> RunRecord:
@@ -193,13 +204,14 @@ def primary_refused(primary: str, exc: VonageAuthError) -> VonageAuthError:
 class RunIO:
     """One run's lease, the primary's credentials, and the audited frame around each step."""
 
-    def __init__(self, deps: Deps, run: Run, lease: Lease) -> None:
+    def __init__(self, deps: Deps, run: Run, lease: Lease, *, named: bool = False) -> None:
+        """``named``: ``lease`` was just renewed naming ``run`` (the first step need not)."""
         self.deps = deps
         self.run = run
         self.lease = lease
         self.admin = deps.vault.credentials(deps.primary)  # who manages the key's secrets
         self.latest: RunRecord | None = None
-        self._named = False  # the lease names this run (set by the first step's renewal)
+        self._named = named  # the lease names this run (else the first step's renewal does)
 
     def checkpoint(self, record: RunRecord) -> RunRecord:
         """Remember ``record`` as the run's progress (what recovery starts from)."""

@@ -34,7 +34,9 @@ class Services:
 
 
 def open_database(config: Config, *, migrate: bool = True) -> Engine:
-    engine = db.make_engine(config.database.url)
+    # A pooled connection for each rotation worker and for the daemon's own threads (jobs,
+    # housekeeping, deliveries, the HTTP endpoints): none reopened per transaction.
+    engine = db.make_engine(config.database.url, pool_size=config.rotation.max_parallel + 4)
     if migrate:
         if not db.at_head(engine):  # one query; Alembic is loaded only to migrate
             db.upgrade(engine)

@@ -7,6 +7,11 @@ updated record; each is one audited step (``RunIO.step``). A forward run walks `
 start; a resumed run walks the same table from the step ``protocol.resume`` names. Where a step
 makes progress that recovery must see even if the step then fails, it checkpoints the record.
 The create step, with its ambiguous-POST and emergency rounds, lives in ``rotator.steps_create``.
+
+Create first: a scheduled run of a key whose state Vault knows completely does not list at
+inspect (``protocol.must_list``) and has no room to make; Vonage's two-secret cap checks Vault's
+picture at create, and a refusal for a full key sends the run through inspect, make room,
+generate, stage and create again, listing this time (``create_step``).
 """
 
 from __future__ import annotations
@@ -37,55 +42,97 @@ from rotator.protocol import (
     Observed,
     Step,
     Unidentified,
+    VaultKnows,
     identify,
     make_room,
+    must_list,
     verify_wait,
 )
 from rotator.runio import RunIO, RunRecord, StepReport, observe
 from rotator.secret import Credentials
 from rotator.steps_create import EMERGENCY_ROUND_STEP, create
-from rotator.vault import StagedSecret
-from rotator.vonage import Reply
+from rotator.vault import CurrentRecord, RotationState, StagedSecret
+from rotator.vonage import Reply, SecretInfo
 
 log = structlog.get_logger("rotator.rotation")
 
 
 def inspect(io: RunIO, rec: RunRecord) -> RunRecord:
-    """Read what Vonage lists and what Vault holds for the key."""
+    """Read what Vault holds for the key and, unless Vault's picture is complete
+    (``protocol.must_list``), what Vonage lists: a scheduled rotation of a key Vault knows
+    creates first, and Vonage's two-secret cap checks the picture at create."""
+    vault = io.deps.vault
     with io.step(Step.INSPECT) as report:
-        listed, report.request_id = io.list_secrets(rec.api_key)
-        record = io.deps.vault.read_current(rec.api_key)
-        state = io.deps.vault.read_state(rec.api_key)
+        record = vault.read_current(rec.api_key)
+        state = vault.read_state(rec.api_key)
+        why = _why_list(io, rec, record, state)
         report.vault_version = record.version if record else None
         report.detail = {
-            "vonage_secret_ids": [s.id for s in listed],
+            "listed": why is not None,
             "vault_secret_id": record.secret_id if record else None,
-            "vault_fingerprint": io.deps.vault.fingerprint(record.api_secret) if record else None,
+            "vault_fingerprint": vault.fingerprint(record.api_secret) if record else None,
         }
-    return replace(rec, listed=tuple(listed), record=record, state=state)
+        listed: list[SecretInfo] = []
+        if why is not None:
+            listed, report.request_id = io.list_secrets(rec.api_key)
+            report.detail.update(why=why, vonage_secret_ids=[s.id for s in listed])
+    return replace(rec, listed=tuple(listed), record=record, state=state, vault_picture=why is None)
+
+
+def _why_list(
+    io: RunIO, rec: RunRecord, record: CurrentRecord | None, state: RotationState
+) -> str | None:
+    """Why this run lists before creating (None: Vault's picture suffices)."""
+    if rec.key_full:
+        return "Vonage refused a new secret: the key is full"
+    known = VaultKnows(
+        emergency=rec.emergency,
+        record_secret_id=record.secret_id if record else None,
+        pending=state.pending is not None,
+        previous=state.previous is not None,
+        adopted=state.adopted_id is not None,
+    )
+    why = must_list(known)
+    if why is None:  # the last question costs a database read: asked only when it decides
+        owed = any(r.old_secret_id for r in io.deps.audit.awaiting_revoke(rec.api_key))
+        why = must_list(replace(known, owed_revocation=owed))
+    return why
 
 
 def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
     """Vonage allows two secrets: revoke the one that is not current, if there are two."""
     deps = io.deps
     with io.step(Step.MAKE_ROOM) as report:
-        seen = observe(deps.vonage, rec.api_key, rec.listed, rec.record, rec.state)
-        who = identify(seen)
-        plan = _room_plan(io, rec, seen, who)
+        seen, who, plan = _room(io, rec)
         rec = io.checkpoint(replace(rec, old_id=plan.old_id))
         deps.audit.update_run(rec.run.id, old_secret_id=plan.old_id)
         report.detail = {"current_id": who.current_id, "old_id": plan.old_id}
+        if rec.vault_picture:
+            report.detail["listed"] = False  # Vault's picture: the create step's 201 proves it
         if not plan.revoke:
             report.outcome = "skipped"
             return rec
         report.detail.update(revoked=list(plan.revoke), reason=plan.reason)
         if plan.cut_grace is not None:  # only an emergency gets here: the audit log says so
             report.detail["cut_grace"] = {
-                "secret_id": seen.previous_id,
+                "secret_id": seen.previous_id if seen else None,
                 "revoke_after": iso(plan.cut_grace),
             }
         rec = _make_room(io, rec, plan.revoke, report)
     return rec
+
+
+def _room(io: RunIO, rec: RunRecord) -> tuple[Observed | None, Identified, MakeRoom]:
+    """What the key looks like, which secret is current, and what making room revokes. A run
+    relying on Vault's picture knows: the record's secret, alone, is current; nothing to do."""
+    if rec.vault_picture:
+        assert rec.record is not None
+        current = rec.record.secret_id
+        who = Identified(current_id=current, old_id=current)
+        return None, who, MakeRoom(revoke=(), old_id=current, reason="Vault's picture")
+    seen = observe(io.deps.vonage, rec.api_key, rec.listed, rec.record, rec.state)
+    who = identify(seen)
+    return seen, who, _room_plan(io, rec, seen, who)
 
 
 def _room_plan(io: RunIO, rec: RunRecord, seen: Observed, who: Identified) -> MakeRoom:
@@ -312,6 +359,9 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
         else:
             remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
         report.detail = {"revoked": targets, "remaining": remaining, "listed": not settled}
+        unknown = [i for i in remaining if i != rec.new_id and i not in targets]
+        if unknown:  # nobody recorded them: the audit log names them (and a warning is logged)
+            report.detail["unknown"] = unknown
         _check_revoked(rec, targets, remaining)
         io.close_superseded(rec, set(remaining))
         state = rec.state if mine else deps.vault.read_state(rec.api_key)
@@ -339,8 +389,9 @@ def _revoke_targets(io: RunIO, rec: RunRecord) -> tuple[list[str], list[str] | N
 
     An emergency lists again: everything but the new secret goes, including a secret added
     since inspect (Vonage's two-secret cap does not stop a swap: revoke one, add another). A
-    scheduled run knows the key from its own inspect listing plus the secret it created; a run
-    resumed or completed later without that listing confirms by listing afterwards.
+    scheduled run knows the key from its own inspect listing, or from Vault's picture which
+    the 201 to its POST proved (at most one secret before it: the old one), plus the secret it
+    created; a run resumed or completed later without either confirms by listing afterwards.
     """
     assert rec.new_id is not None
     if rec.emergency:
@@ -349,9 +400,9 @@ def _revoke_targets(io: RunIO, rec: RunRecord) -> tuple[list[str], list[str] | N
             raise RotationError(f"{rec.api_key}: the new secret {rec.new_id} is not on Vonage")
         return [i for i in ids if i != rec.new_id], ids
     targets = [rec.old_id] if rec.old_id and rec.old_id != rec.new_id else []
-    if not rec.listed:
+    if not rec.listed and not rec.vault_picture:
         return targets, None
-    known = [s.id for s in rec.listed if s.id != rec.new_id]
+    known = [i for i in rec.known_ids() if i != rec.new_id]
     return targets, [*known, rec.new_id]
 
 
@@ -368,12 +419,23 @@ def _check_revoked(rec: RunRecord, targets: list[str], remaining: list[str]) -> 
         log.warning("unknown_secret_left", secret_ids=leftover)
 
 
+def create_step(io: RunIO, rec: RunRecord) -> RunRecord:
+    """Create the new secret. A run that relied on Vault's picture and found the key full
+    (``RunRecord.key_full``) goes the full path from there, with the same step functions:
+    list, make room (or refuse, as any run would), generate, stage, create."""
+    rec = create(io, rec)
+    if rec.new_id is None and rec.key_full:
+        for step in (inspect, make_room_step, generate, stage, create):
+            rec = io.checkpoint(step(io, rec))
+    return rec
+
+
 TABLE = (
     (Step.INSPECT, inspect),
     (Step.MAKE_ROOM, make_room_step),
     (Step.GENERATE, generate),
     (Step.STAGE, stage),
-    (Step.CREATE, create),
+    (Step.CREATE, create_step),
     (Step.VERIFY, verify),
     (Step.PROMOTE, promote),
     (Step.REVOKE, revoke),

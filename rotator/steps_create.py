@@ -21,7 +21,7 @@ from rotator.errors import (
     VonageTransportError,
 )
 from rotator.protocol import Step, verify_backoff
-from rotator.runio import RunIO, RunRecord
+from rotator.runio import RunIO, RunRecord, StepReport
 from rotator.vonage import Reply
 
 log = structlog.get_logger("rotator.rotation")
@@ -35,15 +35,22 @@ def create(io: RunIO, rec: RunRecord) -> RunRecord:
     """Create the staged secret on Vonage; an ambiguous POST is settled by listing, not re-POST.
 
     ``posted`` tells rollback whether a POST of this run may have applied: after a definite
-    refusal it did not, so no secret on Vonage can be this run's (an attacker's never is)."""
+    refusal it did not, so no secret on Vonage can be this run's (an attacker's never is).
+    A run relying on Vault's picture that Vonage refuses for a full key returns without a new
+    id and with its staged value dropped (``key_full``): the caller goes the full path."""
     with io.step(Step.CREATE) as report:
         rec = io.checkpoint(replace(rec, posted=True))
         try:
             new_id, report.request_id = _create_winning(io, rec, report.detail)
         except VonageError as exc:
             if not isinstance(exc, AMBIGUOUS):
-                io.checkpoint(replace(rec, posted=False))
-            raise
+                rec = io.checkpoint(replace(rec, posted=False))
+            if not (rec.vault_picture and isinstance(exc, VonageSecretLimitError)):
+                raise
+            report.request_id, report.outcome = exc.request_id, "key_full"
+            return _unstage(io, rec, report)
+        if "ambiguous_attempts" in report.detail:  # only a clean 201 proves Vault's picture
+            rec = replace(rec, vault_picture=False)
         rec = io.checkpoint(replace(rec, new_id=new_id))
         report.secret_id = new_id
         io.deps.audit.update_run(rec.run.id, new_secret_id=new_id)
@@ -55,6 +62,25 @@ def create(io: RunIO, rec: RunRecord) -> RunRecord:
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
     return rec
+
+
+def _unstage(io: RunIO, rec: RunRecord, report: StepReport) -> RunRecord:
+    """Vonage refused the POST of a run relying on Vault's picture: the key is full, so Vault's
+    picture is wrong (someone added a secret). Nothing reached Vonage; drop the staged value
+    now, so that a crash while the run lists and makes room is no "POST that may have applied"
+    for resume to reconcile against the very secret that filled the key."""
+    pending = None if rec.state.pending is None else rec.state.pending.run_id
+    state = rec.state
+    if pending == rec.run.id:
+        state = io.deps.vault.update_state(
+            rec.api_key, cas=state.version, known=state, pending=None
+        )
+    report.vault_version = state.version
+    report.detail.update(key_full=True, unstaged=True)
+    log.warning("key_full", detail="Vonage refused a new secret; listing the key")
+    return io.checkpoint(
+        replace(rec, state=state, staged=False, new_secret=None, vault_picture=False, key_full=True)
+    )
 
 
 def _create_winning(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[str, str | None]:
@@ -99,7 +125,7 @@ def _create_once(io: RunIO, rec: RunRecord, detail: dict[str, object]) -> tuple[
     """The new secret's id, and the request id of the POST that made it (None if listed)."""
     secret = rec.new_secret
     assert secret is not None
-    before = {s.id for s in rec.listed}
+    before = set(rec.known_ids())
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             reply: Reply = io.as_admin(

@@ -111,6 +111,17 @@ INTERNAL = ".rotator"  # <state_prefix>/.rotator/: rotator's own records
 FINGERPRINT_KEY = "fingerprint-key"
 
 
+def _session(url: str, verify: bool | str) -> requests.Session:
+    """A session with the environment's proxy and CA-bundle settings for ``url`` read once,
+    here: requests reads them (every variable, and ~/.netrc) at every call otherwise, ~0.2 ms
+    of CPU per Vault call, a tenth of a rotation's Vault time (issue 12)."""
+    session = requests.Session()
+    found = session.merge_environment_settings(url, {}, None, verify, None)
+    session.verify, session.proxies = found["verify"], found["proxies"]
+    session.trust_env = False
+    return session
+
+
 class VaultStore:
     """Reads and writes rotator's two records per key; every write is check-and-set."""
 
@@ -124,10 +135,13 @@ class VaultStore:
             )
         if config.verify_tls and config.ca_cert is not None:
             verify = str(config.ca_cert)
+        session = _session(config.url, verify)
         self._client = hvac.Client(
             url=config.url,
             timeout=max(1, round(config.timeout.total_seconds())),
-            verify=verify,
+            verify=session.verify,
+            proxies=session.proxies,
+            session=session,
             namespace=config.namespace,
         )
         self._logged_in = False

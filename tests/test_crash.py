@@ -249,3 +249,33 @@ def test_live_paused_rotation_keeps_its_lease(world: World, audit: AuditLog) -> 
     finally:
         kill(proc)
     assert_recovered(world, audit, {SUB: proc.pid}, expected=RunStatus.SUCCEEDED, in_process=True)
+
+
+@SQLITE
+def test_the_subaccount_of_the_matrix_is_rotated_create_first(
+    world: World, audit: AuditLog
+) -> None:
+    """The matrix's subaccount is a key Vault knows: its killed runs relied on Vault (no
+    listing), so the matrix above covers every boundary of the create-first path."""
+    seed(world)
+    dead = kill_at(world, [SUB], "after:inspect")
+    [inspect] = [e for e in audit.events(run_id=first_run(audit, SUB).id) if e.step == "inspect"]
+    assert inspect.detail is not None
+    assert inspect.detail["listed"] is False
+    assert_recovered(world, audit, dead, expected=RunStatus.ROLLED_BACK, in_process=True)
+
+
+@SQLITE
+def test_kill_after_vonage_refused_a_create_first_post_is_recovered(
+    world: World, audit: AuditLog
+) -> None:
+    """A create-first run killed right after Vonage refused its POST (someone filled the key)
+    had dropped its staged value: the next run abandons it, lists, revokes the intruder to
+    make room and rotates."""
+    seed(world)
+    intruder = world.sim.add_secret(SUB, "Intruder1Secret", propagated=True)
+    dead = kill_at(world, [SUB], "after:create")
+    state = world.vault_record(SUB, "rotator-state") or {}
+    assert state.get("pending") is None
+    assert_recovered(world, audit, dead, expected=RunStatus.ROLLED_BACK, in_process=True)
+    assert intruder not in world.sim.secret_ids(SUB)

@@ -72,20 +72,23 @@ def test_each_emergency_round_is_an_audit_event_naming_what_it_revoked(world: Wo
 
 def test_a_refused_create_never_records_the_attackers_secret_as_rotators(world: World) -> None:
     """A routine run refused for want of room rolls back without calling the attacker's
-    secret its own (nothing names it, nothing revokes it as 'ours')."""
+    secret its own (nothing names it, nothing revokes it as 'ours'). The attacker fills the
+    key after every make room: the create-first run's refusal sends it to list and make room
+    (the secret found then is an orphan, revoked as the full path would), the next one wins."""
     rotated_once(world)
     added: list[str] = []
-    boundary = attacker_at(
-        "after:make_room",
-        lambda: added.append(world.sim.add_secret(SUB, ATTACKER, propagated=True)),
-    )
+
+    def boundary(point: str) -> None:
+        if point == "after:make_room":
+            added.append(world.sim.add_secret(SUB, ATTACKER, propagated=True))
+
     services = world.services(boundary=boundary)
     outcome = services.rotator.rotate(SUB, actor="tester", reason="routine")
     assert outcome.run.status in {RunStatus.FAILED, RunStatus.ROLLED_BACK}
     assert outcome.run.new_secret_id is None
     events = services.audit.events(run_id=outcome.run.id)
-    assert added[0] not in {e.secret_id for e in events if e.step == "rollback"}
-    assert added[0] in world.sim.secret_ids(SUB)  # left for an operator (or an emergency)
+    assert not set(added) & {e.secret_id for e in events if e.step == "rollback"}
+    assert added[-1] in world.sim.secret_ids(SUB)  # left for an operator (or an emergency)
 
 
 def test_emergency_wins_when_the_attacker_deleted_rotators_secret_and_holds_both_slots(

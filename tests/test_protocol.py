@@ -15,9 +15,11 @@ from rotator.protocol import (
     Resumption,
     Step,
     Unidentified,
+    VaultKnows,
     created_candidates,
     identify,
     make_room,
+    must_list,
     plan,
     resume,
     verify_backoff,
@@ -346,6 +348,46 @@ def test_verify_schedule_stops_at_the_timeout() -> None:
     times = verify_schedule(float("inf"), timeout=10.0)
     assert times[-1] <= 10.0
     assert times[-1] + verify_wait(times[-1]) > 10.0
+
+
+# -- must_list: create first when Vault knows the key ------------------------------------------
+
+
+def knows(**kwargs: object) -> VaultKnows:
+    """A key whose Vault record names secret "a" and nothing else, changed by ``kwargs``."""
+    fields: dict[str, object] = {"emergency": False, "record_secret_id": "a"}
+    fields.update(kwargs)
+    return VaultKnows(**fields)  # type: ignore[arg-type]
+
+
+def test_a_key_vault_knows_completely_is_created_first() -> None:
+    """A current record with its id and nothing pending, kept, adopted or owed: no listing."""
+    assert must_list(knows()) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"emergency": True}, "an emergency revokes every other secret, known or not"),
+        ({"record_secret_id": None}, "Vault's record names no current secret id"),
+        ({"pending": True}, "a staged secret of an unfinished run"),
+        ({"previous": True}, "a previous secret is kept for its grace period or revocation"),
+        ({"adopted": True}, "an adopted secret is still to be rotated away"),
+        ({"owed_revocation": True}, "a run awaits revoking an old secret"),
+    ],
+)
+def test_anything_vault_does_not_know_makes_the_run_list_first(
+    change: dict[str, object], why: str
+) -> None:
+    """Each gap in Vault's picture (or an emergency) sends the run the full path, saying why."""
+    assert must_list(knows(**change)) == why
+
+
+def test_an_emergency_lists_even_for_a_key_vault_knows() -> None:
+    """An emergency is named first: it lists whatever Vault knows."""
+    assert must_list(knows(emergency=True, pending=True)) == (
+        "an emergency revokes every other secret, known or not"
+    )
 
 
 # -- plan --------------------------------------------------------------------------------------
