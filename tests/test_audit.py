@@ -17,12 +17,13 @@ from rotator.audit import AuditLog, RunStatus, Trigger
 from rotator.clock import utcnow
 from rotator.errors import RunNotFoundError
 from rotator.models import Base
+from tests.conftest import ensure_migrated
 
 
 @pytest.fixture
-def audit(database_url: str) -> Iterator[AuditLog]:
+def audit(database_url: str, migrated_schema: None) -> Iterator[AuditLog]:
     engine = db.make_engine(database_url)
-    db.upgrade(engine)
+    ensure_migrated(engine)
     try:
         yield AuditLog(engine)
     finally:
