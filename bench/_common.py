@@ -8,6 +8,7 @@ Numbers are printed, never asserted: a benchmark reports, a test checks behaviou
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import platform
 import shutil
@@ -33,6 +34,7 @@ from rotator.devtools.stackconfig import merge, stack_config
 PRIMARY = "abcd1234"
 PRIMARY_SECRET = "Primary1Secret"  # the simulator's seeded secret, known to the bench only
 TOKEN_ENV = "ROTATOR_BENCH_VAULT_TOKEN"
+SOURCE_ENV = "ROTATOR_BENCH_SOURCE"  # set it to run rotator without compiling its bytecode first
 KEEP_ENV = "ROTATOR_BENCH_KEEP"  # set it to keep the work directory (logs, database) for a look
 PG_ADMIN_DSN = os.environ.get("ROTATOR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parent.parent
@@ -99,6 +101,20 @@ class Stack:
             client.adapter.close()
 
 
+def compile_bytecode() -> None:
+    """Compile the ``rotator`` package the benchmarks run to bytecode, as ``pip install`` and
+    deploy/Dockerfile (``compileall``) do for an installation. A checkout run with
+    ``PYTHONDONTWRITEBYTECODE=1`` (set on the bench machine) would otherwise compile ~60 modules
+    from source at every start, which no installed rotator does (bench/RESULTS.md, issue 12:
+    tens of milliseconds of every command's start-up). ``ROTATOR_BENCH_SOURCE=1`` skips it, to
+    measure a checkout as it is."""
+    if os.environ.get(SOURCE_ENV):
+        return
+    import rotator
+
+    compileall.compile_dir(Path(rotator.__file__).parent, quiet=1)
+
+
 @contextmanager
 def stack(
     *,
@@ -110,6 +126,7 @@ def stack(
     config: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Start everything; stop everything (and drop the database) on the way out."""
+    compile_bytecode()
     with ExitStack() as stop:
         workdir = Path(tempfile.mkdtemp(prefix="rotator-bench-"))
         if os.environ.get(KEEP_ENV):
@@ -229,6 +246,7 @@ __all__ = [
     "PRIMARY",
     "REPO",
     "Stack",
+    "compile_bytecode",
     "machine",
     "median",
     "now",

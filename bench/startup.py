@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench._common import median, parser, table
+from bench._common import compile_bytecode, median, parser, table
 
 TARGETS = {"import rotator.cli (importtime)": 0.25, "rotator --help": 0.4}
 
@@ -46,6 +46,7 @@ def main() -> None:
     args = parser(__doc__)
     args.add_argument("--reps", type=int, default=10, help="fresh processes per row (10)")
     opts = args.parse_args()
+    compile_bytecode()
     cli = rotator_command()
     reps = range(opts.reps)
     samples = {

@@ -12,10 +12,14 @@ Nothing here ever holds a secret value: callers pass ids and fingerprints only.
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 import structlog
@@ -23,8 +27,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from rotator import audit_chain
 from rotator.audit_chain import canonical, event_hash
-from rotator.audit_chain import row_values as _row_values
-from rotator.audit_chain import to_model as _to_model
 from rotator.audit_records import (
     ALERT_STEP,
     DISCOVERY_STEP,
@@ -35,6 +37,7 @@ from rotator.audit_records import (
     UNSET,
     ChainReport,
     Event,
+    EventFields,
     Head,
     Run,
     RunStatus,
@@ -62,6 +65,7 @@ __all__ = [
     "AuditLog",
     "ChainReport",
     "Event",
+    "EventFields",
     "Head",
     "Run",
     "RunStatus",
@@ -71,6 +75,22 @@ __all__ = [
     "event_hash",
     "utcnow",
 ]
+
+
+RECORD_BATCH: Final = 500  # events per transaction of record_many (SQLite's bind limit: 999)
+_WRITTEN_MAX: Final = 4096
+# The run statements every rotation makes, built once (a statement built per call costs more CPU
+# than its round trip: SQLAlchemy keys its cache on the statement's whole structure).
+_RUNS: Final = RunRow.__table__
+_NEW_RUN: Final = sa.insert(_RUNS)
+_RUN: Final = sa.select(_RUNS).where(_RUNS.c.id == sa.bindparam("run"))
+_RUN_LOCKED: Final = _RUN.with_for_update()
+_SET_RUN: Final = sa.update(_RUNS).where(_RUNS.c.id == sa.bindparam("run"))  # SET: given keys
+_KEY_RUNS: Final = (
+    sa.select(_RUNS)
+    .where(_RUNS.c.api_key == sa.bindparam("key"), _RUNS.c.status == sa.bindparam("status"))
+    .order_by(_RUNS.c.started_at, _RUNS.c.id)
+)  # unfinished runs remembered (one per key being rotated, in practice)
 
 
 class AuditLog:
@@ -86,6 +106,9 @@ class AuditLog:
         self.engine = engine
         self.outbox = outbox  # consumer events, written in each append's transaction
         self.anchor = anchor  # keeps the global head outside the database (after every run)
+        self._written: dict[str, Run] = {}  # unfinished runs as this process last wrote them
+        self._anchoring = threading.Lock()  # one fold-and-anchor at a time in this process
+        self._anchored_from = -math.inf  # when the newest anchored fold began (monotonic)
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -100,7 +123,8 @@ class AuditLog:
         emergency: bool = False,
     ) -> Run:
         now = utcnow()
-        row = RunRow(
+        row: dict[str, Any] = dict.fromkeys(_RUNS.c.keys())
+        row.update(
             id=str(uuid.uuid4()),
             api_key=api_key,
             trigger=trigger,
@@ -112,10 +136,10 @@ class AuditLog:
             owner=owner,
         )
         with translate_errors("record the run start", self.engine), self.engine.begin() as conn:
-            conn.execute(sa.insert(RunRow), _row_values(row))
+            conn.execute(_NEW_RUN, row)
             self._append(
                 conn,
-                run_id=row.id,
+                run_id=row["id"],
                 api_key=api_key,
                 step="run.start",
                 outcome="ok",
@@ -124,7 +148,7 @@ class AuditLog:
                 actor=actor,
                 detail={"trigger": trigger, "reason": reason, "emergency": emergency},
             )
-        return self.get_run(row.id)
+        return self._remember(Run.from_values(row))
 
     def update_run(
         self,
@@ -134,31 +158,32 @@ class AuditLog:
         new_secret_id: str | Unset | None = UNSET,
         error: str | Unset | None = UNSET,
     ) -> None:
-        """Set the given fields of a run's summary; fields left out keep their value."""
+        """Set the given fields of a run's summary; fields left out keep their value. Fields this
+        process last wrote with the same values are not read again (nor written: no event)."""
         error = scrub(error) if isinstance(error, str) else error  # defence in depth (issue 11)
         given = {"old_secret_id": old_secret_id, "new_secret_id": new_secret_id, "error": error}
-        run = self.get_run(run_id)
-        fields = {
-            name: value
-            for name, value in given.items()
-            if value is not UNSET and value != getattr(run, name)
-        }
-        if not fields:
-            return  # nothing changes: no write, no event
+        wanted = {name: value for name, value in given.items() if value is not UNSET}
+        known = self._written.get(run_id)
+        if known is not None and all(getattr(known, k) == v for k, v in wanted.items()):
+            return  # nothing changes: no read, no write, no event
         with translate_errors("update the run", self.engine), self.engine.begin() as conn:
-            conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**fields))
-            now = utcnow()
-            self._append(  # every fact of a run is chained: verify derives the row from these
-                conn,
-                run_id=run_id,
-                api_key=run.api_key,
-                step="run.update",
-                outcome="ok",
-                started_at=now,
-                finished_at=now,
-                actor=run.actor,
-                detail=fields,
-            )
+            run = self._locked_run(conn, run_id)
+            fields: dict[str, Any] = {k: v for k, v in wanted.items() if v != getattr(run, k)}
+            if fields:
+                conn.execute(_SET_RUN, {"run": run_id, **fields})
+                now = utcnow()
+                self._append(  # every fact of a run is chained: verify derives the row from these
+                    conn,
+                    run_id=run_id,
+                    api_key=run.api_key,
+                    step="run.update",
+                    outcome="ok",
+                    started_at=now,
+                    finished_at=now,
+                    actor=run.actor,
+                    detail=fields,
+                )
+        self._remember(replace(run, **fields))
 
     def finish_run(
         self,
@@ -170,14 +195,14 @@ class AuditLog:
         revoke_after: datetime | None = None,
     ) -> Run:
         error = scrub(error) if error else error  # defence in depth (issue 11)
-        run = self.get_run(run_id)
         now = utcnow()
-        values: dict[str, Any] = {"status": status.value, "error": error}
+        after = revoke_after.astimezone(UTC) if revoke_after is not None else None
+        values: dict[str, Any] = {"status": status.value, "error": error, "revoke_after": after}
         if status.terminal:
             values["finished_at"] = now
-        values["revoke_after"] = revoke_after
         with translate_errors("record the run end", self.engine), self.engine.begin() as conn:
-            conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**values))
+            run = self._locked_run(conn, run_id)
+            conn.execute(_SET_RUN, {"run": run_id, **values})
             self._append(
                 conn,
                 run_id=run_id,
@@ -192,26 +217,43 @@ class AuditLog:
                 detail={
                     "old_secret_id": run.old_secret_id,
                     "new_secret_id": run.new_secret_id,
-                    "revoke_after": iso_or_none(revoke_after),
+                    "revoke_after": iso_or_none(after),
                 },
             )
+        self._written.pop(run_id, None)  # ended (or awaiting revoke, maybe elsewhere): read again
         self.anchor_head()
-        return self.get_run(run_id)
+        finished = values.get("finished_at", run.finished_at)
+        return replace(run, status=status, error=error, revoke_after=after, finished_at=finished)
+
+    def _locked_run(self, conn: Connection, run_id: str) -> Run:
+        """The run's row, locked for this transaction (its writers take turns)."""
+        row = conn.execute(_RUN_LOCKED, {"run": run_id}).first()
+        if row is None:
+            raise RunNotFoundError(f"no run {run_id} in the audit log")
+        return Run.from_row(row)
+
+    def _remember(self, run: Run) -> Run:
+        """Keep ``run`` as this process last wrote it, so ``update_run`` need not read it back.
+        Only writes of this process move a run it holds the lease of (others are fenced out)."""
+        if len(self._written) >= _WRITTEN_MAX:
+            self._written.pop(next(iter(self._written)), None)  # the oldest: a run left behind
+        self._written[run.id] = run
+        return run
 
     def get_run(self, run_id: str) -> Run:
         with translate_errors("read the run", self.engine), self.engine.connect() as conn:
-            row = conn.execute(sa.select(RunRow).where(RunRow.id == run_id)).first()
+            row = conn.execute(_RUN, {"run": run_id}).first()
         if row is None:
             raise RunNotFoundError(f"no run {run_id} in the audit log")
-        return Run.from_row(_to_model(RunRow, row))
+        return Run.from_row(row)
 
     def find_run(self, prefix: str) -> Run | None:
         """A run by full id or unique prefix (operators type the first 8 characters)."""
         with translate_errors("find the run", self.engine), self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(RunRow).where(RunRow.id.startswith(prefix, autoescape=True)).limit(2)
+                sa.select(_RUNS).where(_RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
             ).all()
-        return Run.from_row(_to_model(RunRow, rows[0])) if len(rows) == 1 else None
+        return Run.from_row(rows[0]) if len(rows) == 1 else None
 
     def runs(
         self,
@@ -223,29 +265,38 @@ class AuditLog:
         limit: int | None = None,
         newest_first: bool = True,
     ) -> list[Run]:
-        query = sa.select(RunRow)
+        runs = _RUNS.c
+        query = sa.select(_RUNS)
         if api_key is not None:
-            query = query.where(RunRow.api_key == api_key)
+            query = query.where(runs.api_key == api_key)
         if statuses:
-            query = query.where(RunRow.status.in_([s.value for s in statuses]))
+            query = query.where(runs.status.in_([s.value for s in statuses]))
         # Aware datetimes: the column type (UTCDateTime) stores UTC and refuses naive ones.
         if since is not None:
-            query = query.where(RunRow.started_at >= since.astimezone(UTC))
+            query = query.where(runs.started_at >= since.astimezone(UTC))
         if until is not None:
-            query = query.where(RunRow.started_at < until.astimezone(UTC))
-        order = RunRow.started_at.desc() if newest_first else RunRow.started_at.asc()
-        query = query.order_by(order, RunRow.id)
+            query = query.where(runs.started_at < until.astimezone(UTC))
+        order = runs.started_at.desc() if newest_first else runs.started_at.asc()
+        query = query.order_by(order, runs.id)
         if limit is not None:
             query = query.limit(limit)
         with translate_errors("list runs", self.engine), self.engine.connect() as conn:
-            return [Run.from_row(_to_model(RunRow, r)) for r in conn.execute(query).all()]
+            return [Run.from_row(r) for r in conn.execute(query).all()]
 
     def unfinished_runs(self, api_key: str | None = None) -> list[Run]:
         """Runs a crash left ``running`` (oldest first): they must be resumed before new ones."""
-        return self.runs(api_key=api_key, statuses=[RunStatus.RUNNING], newest_first=False)
+        return self._open_runs(RunStatus.RUNNING, api_key)
 
     def awaiting_revoke(self, api_key: str | None = None) -> list[Run]:
-        return self.runs(api_key=api_key, statuses=[RunStatus.AWAITING_REVOKE], newest_first=False)
+        return self._open_runs(RunStatus.AWAITING_REVOKE, api_key)
+
+    def _open_runs(self, status: RunStatus, api_key: str | None) -> list[Run]:
+        """A key's runs in ``status``, oldest first (every rotation asks: one cached query)."""
+        if api_key is None:
+            return self.runs(statuses=[status], newest_first=False)
+        params = {"key": api_key, "status": status.value}
+        with translate_errors("list runs", self.engine), self.engine.connect() as conn:
+            return [Run.from_row(r) for r in conn.execute(_KEY_RUNS, params).all()]
 
     def keys_changed(self, after_seq: int) -> tuple[set[str], int]:
         """API keys with events after the cursor ``after_seq``, and the next cursor: what a poller
@@ -306,11 +357,11 @@ class AuditLog:
             .label("rank")
         )
         ranked = sa.select(RunRow, rank).subquery()
-        columns = [ranked.c[col.name].label(col.key) for col in sa.inspect(RunRow).columns]
+        columns = [ranked.c[col.name].label(col.key) for col in RunRow.__table__.columns]
         newest = sa.select(*columns).where(ranked.c.rank == 1)
         with translate_errors("read every key's history", self.engine), self.engine.connect() as c:
             last = {key: value for key, value in c.execute(successes).all()}
-            runs = [Run.from_row(_to_model(RunRow, r)) for r in c.execute(newest).all()]
+            runs = [Run.from_row(r) for r in c.execute(newest).all()]
         facts: dict[str, tuple[datetime | None, Run | None]] = {
             key: (value.replace(tzinfo=UTC) if isinstance(value, datetime) else None, None)
             for key, value in last.items()
@@ -366,23 +417,33 @@ class AuditLog:
         error: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Event:
-        error = scrub(error) if error else error  # defence in depth (issue 11)
+        entry = EventFields(
+            step=step,
+            outcome=outcome,
+            started_at=started_at,
+            run_id=run_id,
+            api_key=api_key,
+            finished_at=finished_at,
+            actor=actor,
+            secret_id=secret_id,
+            request_id=request_id,
+            vault_version=vault_version,
+            error=error,
+            detail=detail,
+        )
         with translate_errors(f"record step {step}", self.engine), self.engine.begin() as conn:
-            return self._append(
-                conn,
-                run_id=run_id,
-                api_key=api_key,
-                step=step,
-                outcome=outcome,
-                started_at=started_at,
-                finished_at=finished_at or utcnow(),
-                actor=actor,
-                secret_id=secret_id,
-                request_id=request_id,
-                vault_version=vault_version,
-                error=error,
-                detail=detail,
-            )
+            return audit_chain.append_many(conn, self.outbox, [_fields(entry)])[0]
+
+    def record_many(self, entries: Sequence[EventFields]) -> list[Event]:
+        """``record`` for many events (the daemon's discovery of 10,000 keys): the very rows one
+        ``record`` each would write, ``RECORD_BATCH`` per transaction, each transaction taking
+        each chain's head lock once (``audit_chain.append_many``)."""
+        events: list[Event] = []
+        for start in range(0, len(entries), RECORD_BATCH):
+            chunk = [_fields(entry) for entry in entries[start : start + RECORD_BATCH]]
+            with translate_errors("record audit events", self.engine), self.engine.begin() as c:
+                events += audit_chain.append_many(c, self.outbox, chunk)
+        return events
 
     def events(
         self, *, run_id: str | None = None, api_key: str | None = None, limit: int | None = None
@@ -395,7 +456,7 @@ class AuditLog:
         if limit is not None:
             query = query.limit(limit)
         with translate_errors("read audit events", self.engine), self.engine.connect() as conn:
-            return [Event.from_row(_to_model(AuditEventRow, r)) for r in conn.execute(query).all()]
+            return [Event.from_row(r) for r in conn.execute(query).all()]
 
     def verify_chain(
         self, *, anchor: Head | None = None, expect_head: str | None = None
@@ -419,13 +480,33 @@ class AuditLog:
 
     def anchor_head(self) -> None:
         """Fold and hand the head to the anchor (Vault), if one is set; never raises: a run's
-        outcome stands even when Vault is away, and the daemon's timer anchors again."""
+        outcome stands even when Vault is away, and the daemon's timer anchors again.
+
+        Runs that end together share one fold: a caller that waited while another thread
+        folded *after* it asked (so after its events committed) and anchored is covered."""
         if self.anchor is None:
             return
-        try:
-            self.anchor(self.fold())
-        except RotatorError as exc:
-            structlog.get_logger(__name__).warning("audit_anchor_failed", error=str(exc))
+        asked = time.monotonic()
+        with self._anchoring:
+            if self._anchored_from > asked:
+                return  # a fold begun after this call's events committed is anchored
+            began = time.monotonic()
+            try:
+                self.anchor(self.fold())
+            except RotatorError as exc:
+                structlog.get_logger(__name__).warning("audit_anchor_failed", error=str(exc))
+                return
+            self._anchored_from = began
 
     def _append(self, conn: Connection, **fields: Any) -> Event:
         return audit_chain.append(conn, self.outbox, **fields)
+
+
+def _fields(entry: EventFields) -> dict[str, Any]:
+    """An event's fields as appended: error scrubbed (defence in depth, issue 11), finished now
+    unless said otherwise."""
+    fields: dict[str, Any] = dict(entry)
+    if fields.get("error"):
+        fields["error"] = scrub(fields["error"])
+    fields["finished_at"] = fields.get("finished_at") or utcnow()
+    return fields

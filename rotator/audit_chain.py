@@ -1,21 +1,24 @@
-"""The hash chains under the audit log: hashing an event, appending it to its key's chain under
-that chain's head lock, and folding every key's head into chain "".
+"""The hash chains under the audit log: hashing an event, appending events to their keys' chains
+under those chains' head locks, and folding every key's head into chain "".
 
-An appender locks only its chain's row of ``audit_heads`` (issue 12), so appends to different
-keys never wait for each other. ``rotator.audit.AuditLog`` is the public face over these.
+An appender locks only its chains' rows of ``audit_heads`` (issue 12), so appends to different
+keys never wait for each other. ``append_many`` writes a batch (the daemon's discovery events,
+say) with one lock and one update of each chain's head: exactly the rows one ``append`` per
+event would write. ``rotator.audit.AuditLog`` is the public face over these.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from rotator import audit_heads
 from rotator.audit_records import FOLD_STEP, GENESIS, GLOBAL_CHAIN, Event, Head
 from rotator.clock import iso, utcnow
 from rotator.models import AuditEventRow, HeadRow
@@ -23,17 +26,28 @@ from rotator.models import AuditEventRow, HeadRow
 if TYPE_CHECKING:
     from rotator.events.outbox import OutboxWriter
 
-_SEQUENCE: Final = "audit_events_seq_seq"  # PostgreSQL: seq for concurrent appenders
 _HASHED = (
     "seq", "run_id", "api_key", "step", "outcome", "started_at", "finished_at", "actor",
     "secret_id", "request_id", "vault_version", "error", "detail",
 )  # fmt: skip
-_MOVE_HEAD = sa.text(
-    "UPDATE audit_heads SET seq = :seq, hash = :hash, txid = :txid WHERE chain = :chain"
-)
-_MOVE_HEAD_PG = sa.text(
-    "UPDATE audit_heads SET seq = :seq, hash = :hash, "
-    "txid = pg_current_xact_id()::text::bigint WHERE chain = :chain"
+_COLUMNS: Final = tuple(c.key for c in AuditEventRow.__table__.columns)
+_GIVEN: Final = frozenset(_COLUMNS) - {"seq", "chain", "chain_seq", "prev_hash", "hash"}
+_INSERT: Final = sa.insert(AuditEventRow)
+_EVENTS: Final = AuditEventRow.__table__
+_HEADS: Final = HeadRow.__table__
+_APPEND_ONE_PG: Final = (  # WITH appended AS (INSERT INTO audit_events ...) UPDATE audit_heads ...
+    sa.update(_HEADS)
+    .where(_HEADS.c.chain == sa.bindparam("e_chain"))
+    .values(
+        seq=sa.bindparam("e_chain_seq"),
+        hash=sa.bindparam("e_hash"),
+        txid=sa.text("pg_current_xact_id()::text::bigint"),
+    )
+    .add_cte(
+        sa.insert(_EVENTS)
+        .values({c.key: sa.bindparam(f"e_{c.key}", type_=c.type) for c in _EVENTS.c})
+        .cte("appended")
+    )
 )
 
 
@@ -47,67 +61,111 @@ def event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(fields)).hexdigest()
 
 
-def hashed_fields(row: AuditEventRow) -> dict[str, Any]:
+def hashed_fields(row: Any) -> dict[str, Any]:
+    """What an event's hash covers, from a row (or a mapping of its columns)."""
+    if isinstance(row, Mapping):
+        return {name: row[name] for name in _HASHED}
     return {name: getattr(row, name) for name in _HASHED}
+
+
+def chain_of(fields: Mapping[str, Any]) -> str:
+    """The chain an event joins: its api key's, or "" for an event about no key."""
+    return str(fields.get("api_key") or GLOBAL_CHAIN)
 
 
 def append(conn: Connection, outbox: OutboxWriter | None, **fields: Any) -> Event:
     """Append one event to its key's chain (chain "" without a key) in ``conn``'s transaction;
     the consumer event, if an outbox is given, is written in the same transaction."""
-    chain = fields.get("api_key") or GLOBAL_CHAIN
-    chain_seq, prev_hash = lock_head(conn, chain)
-    detail = fields.pop("detail", None)
-    row = AuditEventRow(
-        seq=next_seq(conn),
+    return append_many(conn, outbox, [fields])[0]
+
+
+def append_many(
+    conn: Connection, outbox: OutboxWriter | None, batch: Sequence[Mapping[str, Any]]
+) -> list[Event]:
+    """Append ``batch`` in its order, in ``conn``'s transaction: the very rows (seqs, chain_seqs,
+    hashes) one ``append`` per event would write, under one lock and one update of each chain's
+    head, in one multi-row INSERT. Each event's outbox rows go in the same transaction. Heads
+    are locked in one order (``lock_heads``), so batches never deadlock; one call per
+    transaction (a second would take locks out of that order)."""
+    if not batch:
+        return []
+    chains = sorted({chain_of(fields) for fields in batch})
+    heads, seqs = audit_heads.locked(conn, chains, len(batch))
+    rows = [_chained(heads, seq, fields) for seq, fields in zip(seqs, batch, strict=True)]
+    _store(conn, chains, rows)
+    events = [Event.from_values(row) for row in rows]
+    if outbox is not None:
+        for event in events:
+            outbox.write(conn, event)
+    return events
+
+
+def _store(conn: Connection, chains: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` and move their chains' heads to them: on PostgreSQL one statement for
+    one event (every append but a batch), else the INSERT and then the heads' UPDATE."""
+    if len(rows) == 1 and conn.dialect.name == "postgresql":
+        conn.execute(_APPEND_ONE_PG, {f"e_{name}": value for name, value in rows[0].items()})
+        return
+    conn.execute(_INSERT, rows)  # values as parameters: one statement, compiled once
+    audit_heads.move_heads(conn, chains, rows)
+
+
+def _chained(
+    heads: dict[str, tuple[int, str]], seq: int, fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The row of one event appended after ``heads[its chain]``, which then moves to it."""
+    unknown = set(fields) - _GIVEN
+    if unknown:
+        raise TypeError(f"not an audit event field: {', '.join(sorted(unknown))}")
+    row: dict[str, Any] = dict.fromkeys(_COLUMNS)
+    row.update(fields)
+    chain = chain_of(fields)
+    chain_seq, prev_hash = heads[chain]
+    detail = fields.get("detail")
+    row.update(
+        seq=seq,
         chain=chain,
         chain_seq=chain_seq + 1,
         detail=json.dumps(detail, sort_keys=True) if detail is not None else None,
         prev_hash=prev_hash,
-        **fields,
+        started_at=row["started_at"].astimezone(UTC),
+        finished_at=row["finished_at"].astimezone(UTC),
     )
-    for name in ("started_at", "finished_at"):
-        setattr(row, name, getattr(row, name).astimezone(UTC))
-    row.hash = event_hash(prev_hash, hashed_fields(row))
-    # Values as parameters, not .values(): the statement stays the same, so SQLAlchemy's
-    # compiled cache serves it (half the CPU of an audit write; the chain's hot path).
-    conn.execute(sa.insert(AuditEventRow), row_values(row))
-    conn.execute(
-        _MOVE_HEAD_PG if conn.dialect.name == "postgresql" else _MOVE_HEAD,
-        {"chain": chain, "seq": row.chain_seq, "hash": row.hash, "txid": row.seq},
-    )
-    event = Event.from_row(row)
-    if outbox is not None:
-        outbox.write(conn, event)
-    return event
+    row["hash"] = event_hash(prev_hash, hashed_fields(row))
+    heads[chain] = (row["chain_seq"], row["hash"])
+    return row
 
 
 def fold(conn: Connection, outbox: OutboxWriter | None) -> Head:
     """Record in chain "" the head of every key's chain that moved since the last fold; returns
-    the new global head. One folder at a time (chain ""'s lock); appenders of keys go on."""
-    lock_head(conn, GLOBAL_CHAIN)
+    the new global head. One folder at a time (chain ""'s lock); appenders of keys go on. The
+    key heads' rows are updated in chain order, the order every appender locks them in."""
+    head = Head(*lock_head(conn, GLOBAL_CHAIN))
     moved = conn.execute(
         sa.select(HeadRow.chain, HeadRow.seq, HeadRow.hash).where(
             HeadRow.chain != GLOBAL_CHAIN, HeadRow.seq > HeadRow.folded_seq
         )
     ).all()
-    if moved:
-        now = utcnow()
-        append(
-            conn,
-            outbox,
-            step=FOLD_STEP,
-            outcome="ok",
-            started_at=now,
-            finished_at=now,
-            detail={"heads": {chain: [seq, hash_] for chain, seq, hash_ in moved}},
-        )
-        conn.execute(
-            sa.update(HeadRow)
-            .where(HeadRow.chain == sa.bindparam("c"))
-            .values(folded_seq=sa.bindparam("s")),
-            [{"c": chain, "s": seq} for chain, seq, _ in moved],
-        )
-    return global_head(conn)
+    if not moved:
+        return head
+    moved = sorted(moved, key=lambda row: str(row[0]))
+    now = utcnow()
+    event = append(
+        conn,
+        outbox,
+        step=FOLD_STEP,
+        outcome="ok",
+        started_at=now,
+        finished_at=now,
+        detail={"heads": {chain: [seq, hash_] for chain, seq, hash_ in moved}},
+    )
+    conn.execute(
+        sa.update(HeadRow)
+        .where(HeadRow.chain == sa.bindparam("c"))
+        .values(folded_seq=sa.bindparam("s")),
+        [{"c": chain, "s": seq} for chain, seq, _ in moved],
+    )
+    return Head(head.chain_seq + 1, event.hash)  # chain "" is locked: nothing came between
 
 
 def global_head(conn: Connection) -> Head:
@@ -119,29 +177,11 @@ def global_head(conn: Connection) -> Head:
 
 def lock_head(conn: Connection, chain: str) -> tuple[int, str]:
     """Lock ``chain``'s head row (made on first use) and return its (chain_seq, hash)."""
-    query = sa.select(HeadRow.seq, HeadRow.hash).where(HeadRow.chain == chain).with_for_update()
-    row = conn.execute(query).first()
-    if row is None:
-        insert = sa.text(
-            "INSERT INTO audit_heads (chain, seq, hash, folded_seq, txid) "
-            "VALUES (:chain, 0, :hash, 0, 0) ON CONFLICT (chain) DO NOTHING"
-        )
-        conn.execute(insert, {"chain": chain, "hash": GENESIS})
-        row = conn.execute(query).one()
-    return int(row[0]), str(row[1])
-
-
-def next_seq(conn: Connection) -> int:
-    """A global seq: from a sequence on PostgreSQL (appends of keys run in parallel); the next
-    number on SQLite, whose writers BEGIN IMMEDIATE and so take turns."""
-    if conn.dialect.name == "postgresql":
-        return int(conn.execute(sa.text(f"SELECT nextval('{_SEQUENCE}')")).scalar_one())
-    top = conn.execute(sa.select(sa.func.coalesce(sa.func.max(AuditEventRow.seq), 0)))
-    return int(top.scalar_one()) + 1
+    return audit_heads.lock_heads(conn, [chain])[chain]
 
 
 def row_values(row: Any) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in sa.inspect(type(row)).columns}
+    return {c.key: getattr(row, c.key) for c in type(row).__table__.columns}
 
 
 def to_model(model: type[Any], raw: Any) -> Any:
@@ -151,4 +191,4 @@ def to_model(model: type[Any], raw: Any) -> Any:
         only = next(iter(mapping.values()))
         if isinstance(only, model):
             return only
-    return model(**{c.key: mapping[c.key] for c in sa.inspect(model).columns})
+    return model(**{c.key: mapping[c.key] for c in model.__table__.columns})

@@ -5,13 +5,13 @@ names of the steps the log itself writes. Plain frozen values; ``rotator.audit``
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum, StrEnum
-from typing import Any, Final
+from typing import Any, Final, Required, TypedDict
 
 from rotator.clock import iso, iso_or_none
-from rotator.models import AuditEventRow, RunRow
 
 GENESIS = "0" * 64
 GLOBAL_CHAIN: Final = ""  # events about no key, and the folds of every key's head
@@ -48,6 +48,12 @@ ALERT_STEP: Final = "alert"  # the step of an alert's audit event (the dedup mem
 DISCOVERY_STEP: Final = "discovery"  # the step of a managed-set change (added/removed)
 
 
+_RUN_COLUMNS: Final = (
+    "id", "api_key", "trigger", "reason", "actor", "status", "emergency", "old_secret_id",
+    "new_secret_id", "started_at", "finished_at", "revoke_after", "error", "owner",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class Run:
     id: str
@@ -66,23 +72,16 @@ class Run:
     owner: str
 
     @classmethod
-    def from_row(cls, row: RunRow) -> Run:
-        return cls(
-            id=row.id,
-            api_key=row.api_key,
-            trigger=row.trigger,
-            reason=row.reason,
-            actor=row.actor,
-            status=RunStatus(row.status),
-            emergency=bool(row.emergency),
-            old_secret_id=row.old_secret_id,
-            new_secret_id=row.new_secret_id,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            revoke_after=row.revoke_after,
-            error=row.error,
-            owner=row.owner,
-        )
+    def from_row(cls, row: Any) -> Run:
+        """From a ``RunRow``, or a result row of the runs table's columns."""
+        return cls.from_values({name: getattr(row, name) for name in _RUN_COLUMNS})
+
+    @classmethod
+    def from_values(cls, row: Mapping[str, Any]) -> Run:
+        """From the runs table's column values."""
+        values = {name: row[name] for name in _RUN_COLUMNS}
+        values.update(status=RunStatus(row["status"]), emergency=bool(row["emergency"]))
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +99,12 @@ class Run:
             "revoke_after": iso_or_none(self.revoke_after),
             "error": self.error,
         }
+
+
+_EVENT_COLUMNS: Final = (
+    "seq", "run_id", "api_key", "step", "outcome", "started_at", "finished_at", "actor",
+    "secret_id", "request_id", "vault_version", "error", "detail", "prev_hash", "hash",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,24 +126,16 @@ class Event:
     hash: str
 
     @classmethod
-    def from_row(cls, row: AuditEventRow) -> Event:
-        return cls(
-            seq=row.seq,
-            run_id=row.run_id,
-            api_key=row.api_key,
-            step=row.step,
-            outcome=row.outcome,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            actor=row.actor,
-            secret_id=row.secret_id,
-            request_id=row.request_id,
-            vault_version=row.vault_version,
-            error=row.error,
-            detail=json.loads(row.detail) if row.detail else None,
-            prev_hash=row.prev_hash,
-            hash=row.hash,
-        )
+    def from_row(cls, row: Any) -> Event:
+        """From an ``AuditEventRow``, or a result row of the events table's columns."""
+        return cls.from_values({name: getattr(row, name) for name in _EVENT_COLUMNS})
+
+    @classmethod
+    def from_values(cls, row: Mapping[str, Any]) -> Event:
+        """From an event's column values (``detail`` as stored: JSON text)."""
+        values = {name: row[name] for name in _EVENT_COLUMNS}
+        values["detail"] = json.loads(row["detail"]) if row["detail"] else None
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -157,6 +154,24 @@ class Event:
             "detail": self.detail,
             "hash": self.hash,
         }
+
+
+class EventFields(TypedDict, total=False):
+    """What a caller says about one event (``AuditLog.record``/``record_many``); the chain adds
+    seq, chain_seq and the hashes."""
+
+    step: Required[str]
+    outcome: Required[str]
+    started_at: Required[datetime]
+    run_id: str | None
+    api_key: str | None
+    finished_at: datetime | None  # now, when left out
+    actor: str | None
+    secret_id: str | None
+    request_id: str | None
+    vault_version: int | None
+    error: str | None
+    detail: dict[str, Any] | None
 
 
 @dataclass(frozen=True)

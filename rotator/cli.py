@@ -6,8 +6,10 @@ unavailable, 4 the key's previous secret is in its grace period (try at the time
 Commands live in rotator/commands/ and are registered here, by name. A command raises the
 project's errors; the one handler below (``RotatorGroup.invoke``, which ``main`` and every other
 entry point go through) prints ``rotator: error: ...`` and maps the error to the exit code.
-Start-up is kept light: SQLAlchemy, Alembic, hvac, httpx, pydantic and rich are imported inside
-the commands that use them, so ``rotator --help`` and usage errors answer at once.
+Start-up is kept light: SQLAlchemy, Alembic, httpx, pydantic and rich are imported inside
+the commands that use them, so ``rotator --help`` and usage errors answer at once; ``main`` runs
+every command under ``rotator.startup`` (the collector while modules load, structlog without
+rich).
 """
 
 from __future__ import annotations
@@ -132,7 +134,15 @@ app.command("simulate", help="Run the Vonage API simulator (for dry runs and dem
 
 
 def main() -> None:
-    app()
+    from rotator import startup
+
+    startup.begin()
+    with startup.loading():
+        startup.import_structlog_without_rich()
+    try:
+        app()
+    finally:
+        startup.at_exit()
 
 
 __all__ = ["app", "exit_code", "main"]

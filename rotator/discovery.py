@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from rotator.audit import DISCOVERY_STEP, AuditLog
+from rotator.audit import DISCOVERY_STEP, AuditLog, EventFields
 from rotator.clock import utcnow
 from rotator.config import Config
 from rotator.scheduling import selected
@@ -93,14 +93,21 @@ class Discovery:
         known = self.recorded_keys()
         added = sorted(now_keys - known)
         removed = sorted(known - now_keys)
-        for key, outcome in [(k, "added") for k in added] + [(k, "removed") for k in removed]:
-            self._audit.record(
-                step=DISCOVERY_STEP,
-                outcome=outcome,
-                started_at=utcnow(),
-                api_key=key,
-                actor="rotator-daemon",
-            )
+        changes = [(k, "added") for k in added] + [(k, "removed") for k in removed]
+        # One batch, not one transaction per key: a first start with 10,000 keys (issue 12).
+        self._audit.record_many(
+            [
+                EventFields(
+                    step=DISCOVERY_STEP,
+                    outcome=outcome,
+                    started_at=utcnow(),
+                    api_key=key,
+                    actor="rotator-daemon",
+                )
+                for key, outcome in changes
+            ]
+        )
+        for key, outcome in changes:
             log.info("discovery_" + outcome, api_key=key)
         return Discovered(accounts=accounts, added=added, removed=removed, quarantined=quarantined)
 

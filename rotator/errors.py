@@ -1,7 +1,7 @@
 """rotator's one error hierarchy.
 
-Library errors (httpx, hvac, SQLAlchemy) are translated to these once, in the adapter that calls the
-library, and chained with ``from``. Messages never contain a secret value.
+Library errors (httpx, SQLAlchemy) and Vault's error answers are translated to these once, in the
+adapter that calls the library, and chained with ``from``. Messages never contain a secret value.
 
     RotatorError
     ├── ConfigError                  the config file or environment is wrong

@@ -1,23 +1,34 @@
-"""SQLAlchemy models of the audit database. The schema itself is made only by Alembic
-(``migrations/``); these classes must match it (a test compares them)."""
+"""The audit database's tables, declared as classes. The schema itself is made only by Alembic
+(``migrations/``); these classes must match it (a test compares them).
+
+Core tables, not the ORM (nothing here needs a session, identity map or relationship; importing
+and configuring ``sqlalchemy.orm`` was a tenth of a CLI command's start-up, issue 12). Each class
+keeps the declarative spelling the code relies on: ``RunRow.api_key`` is the table's column (for
+queries), ``run.api_key`` a row's value, ``sa.select(RunRow)`` and ``sa.insert(RunRow)`` use the
+table, and ``RunRow(**values)`` makes a detached row (a column not given reads as ``None``).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from sqlalchemy import (
     BigInteger,
+    Column,
     DateTime,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -45,8 +56,54 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+class Col(Generic[T]):
+    """A column of a row class: on the class, the table's ``Column``; on a row, its value."""
+
+    def __init__(self, type_: Any, *args: Any, nullable: bool = False, **kwargs: Any) -> None:
+        self.spec = (type_, args, nullable, kwargs)
+        self.name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    def column(self) -> Column[Any]:
+        type_, args, nullable, kwargs = self.spec
+        return Column(self.name, type_, *args, nullable=nullable, **kwargs)
+
+    @overload
+    def __get__(self, row: None, owner: type[Any]) -> Column[T]: ...
+    @overload
+    def __get__(self, row: object, owner: type[Any]) -> T: ...
+    def __get__(self, row: object | None, owner: type[Any]) -> Column[T] | T | None:
+        if row is None:
+            column: Column[T] = owner.__table__.c[self.name]
+            return column
+        return None  # a row made without this column (set ones live in the row's __dict__)
+
+
+class Base:
+    """A table as a class: subclasses name ``__tablename__`` and declare ``Col`` attributes."""
+
+    metadata: ClassVar[MetaData] = MetaData(naming_convention=NAMING)
+    __tablename__: ClassVar[str]
+    __table__: ClassVar[Table]
+    __table_args__: ClassVar[tuple[Any, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        columns = [v.column() for v in vars(cls).values() if isinstance(v, Col)]
+        cls.__table__ = Table(cls.__tablename__, cls.metadata, *columns, *cls.__table_args__)
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(self.__table__.c.keys())
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no column {sorted(unknown)[0]!r}")
+        self.__dict__.update(values)
+
+    @classmethod
+    def __clause_element__(cls) -> Table:
+        """What ``sa.select(RunRow)``, ``sa.insert(RunRow)`` and friends act on."""
+        return cls.__table__
 
 
 class RunRow(Base):
@@ -54,20 +111,20 @@ class RunRow(Base):
 
     __tablename__ = "rotation_runs"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    api_key: Mapped[str] = mapped_column(String(64), index=True)
-    trigger: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(Text)
-    actor: Mapped[str] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(24), index=True)
-    emergency: Mapped[int] = mapped_column(Integer, default=0)
-    old_secret_id: Mapped[str | None] = mapped_column(String(64))
-    new_secret_id: Mapped[str | None] = mapped_column(String(64))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoke_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error: Mapped[str | None] = mapped_column(Text)
-    owner: Mapped[str] = mapped_column(String(200))
+    id: Col[str] = Col(String(36), primary_key=True)
+    api_key: Col[str] = Col(String(64), index=True)
+    trigger: Col[str] = Col(String(16))
+    reason: Col[str | None] = Col(Text, nullable=True)
+    actor: Col[str] = Col(String(128))
+    status: Col[str] = Col(String(24), index=True)
+    emergency: Col[int] = Col(Integer, default=0)
+    old_secret_id: Col[str | None] = Col(String(64), nullable=True)
+    new_secret_id: Col[str | None] = Col(String(64), nullable=True)
+    started_at: Col[datetime] = Col(UTCDateTime)
+    finished_at: Col[datetime | None] = Col(UTCDateTime, nullable=True)
+    revoke_after: Col[datetime | None] = Col(UTCDateTime, nullable=True)
+    error: Col[str | None] = Col(Text, nullable=True)
+    owner: Col[str] = Col(String(200))
 
 
 class AuditEventRow(Base):
@@ -78,23 +135,23 @@ class AuditEventRow(Base):
 
     __tablename__ = "audit_events"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    chain: Mapped[str] = mapped_column(String(64), server_default="")
-    chain_seq: Mapped[int] = mapped_column(Integer, server_default="0")
-    run_id: Mapped[str | None] = mapped_column(String(36), index=True)
-    api_key: Mapped[str | None] = mapped_column(String(64), index=True)
-    step: Mapped[str] = mapped_column(String(32))
-    outcome: Mapped[str] = mapped_column(String(16))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    actor: Mapped[str | None] = mapped_column(String(128))
-    secret_id: Mapped[str | None] = mapped_column(String(64))
-    request_id: Mapped[str | None] = mapped_column(String(64))
-    vault_version: Mapped[int | None] = mapped_column(Integer)
-    error: Mapped[str | None] = mapped_column(Text)
-    detail: Mapped[str | None] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    seq: Col[int] = Col(Integer, primary_key=True, autoincrement=False)
+    chain: Col[str] = Col(String(64), server_default="")
+    chain_seq: Col[int] = Col(Integer, server_default="0")
+    run_id: Col[str | None] = Col(String(36), index=True, nullable=True)
+    api_key: Col[str | None] = Col(String(64), index=True, nullable=True)
+    step: Col[str] = Col(String(32))
+    outcome: Col[str] = Col(String(16))
+    started_at: Col[datetime] = Col(UTCDateTime)
+    finished_at: Col[datetime] = Col(UTCDateTime)
+    actor: Col[str | None] = Col(String(128), nullable=True)
+    secret_id: Col[str | None] = Col(String(64), nullable=True)
+    request_id: Col[str | None] = Col(String(64), nullable=True)
+    vault_version: Col[int | None] = Col(Integer, nullable=True)
+    error: Col[str | None] = Col(Text, nullable=True)
+    detail: Col[str | None] = Col(Text, nullable=True)
+    prev_hash: Col[str] = Col(String(64))
+    hash: Col[str] = Col(String(64), unique=True)
 
     __table_args__ = (Index("uq_audit_events_chain_seq", "chain", "chain_seq", unique=True),)
 
@@ -107,11 +164,11 @@ class HeadRow(Base):
 
     __tablename__ = "audit_heads"
 
-    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    hash: Mapped[str] = mapped_column(String(64))
-    folded_seq: Mapped[int] = mapped_column(Integer, server_default="0")
-    txid: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True)
+    chain: Col[str] = Col(String(64), primary_key=True)
+    seq: Col[int] = Col(Integer)
+    hash: Col[str] = Col(String(64))
+    folded_seq: Col[int] = Col(Integer, server_default="0")
+    txid: Col[int] = Col(BigInteger, server_default="0", index=True)
 
 
 class LeaseRow(Base):
@@ -119,12 +176,12 @@ class LeaseRow(Base):
 
     __tablename__ = "key_leases"
 
-    api_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(200))
-    token: Mapped[int] = mapped_column(Integer)
-    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    run_id: Mapped[str | None] = mapped_column(String(36))
+    api_key: Col[str] = Col(String(64), primary_key=True)
+    owner: Col[str] = Col(String(200))
+    token: Col[int] = Col(Integer)
+    acquired_at: Col[datetime] = Col(UTCDateTime)
+    expires_at: Col[datetime] = Col(UTCDateTime)
+    run_id: Col[str | None] = Col(String(36), nullable=True)
 
 
 class OutboxRow(Base):
@@ -133,22 +190,22 @@ class OutboxRow(Base):
 
     __tablename__ = "event_outbox"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    message_id: Mapped[str] = mapped_column(String(64))  # webhook-id: the same on every retry
-    endpoint: Mapped[str] = mapped_column(String(200))
-    event_type: Mapped[str] = mapped_column(String(32))
-    api_key: Mapped[str | None] = mapped_column(String(64))
-    run_id: Mapped[str | None] = mapped_column(String(36))
-    audit_seq: Mapped[int | None] = mapped_column(Integer)
-    payload: Mapped[str] = mapped_column(Text)  # the exact JSON body that is signed and sent
-    status: Mapped[str] = mapped_column(String(16))  # pending | delivered
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    claimed_by: Mapped[str | None] = mapped_column(String(200))
-    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    id: Col[int] = Col(Integer, primary_key=True, autoincrement=True)
+    message_id: Col[str] = Col(String(64))  # webhook-id: the same on every retry
+    endpoint: Col[str] = Col(String(200))
+    event_type: Col[str] = Col(String(32))
+    api_key: Col[str | None] = Col(String(64), nullable=True)
+    run_id: Col[str | None] = Col(String(36), nullable=True)
+    audit_seq: Col[int | None] = Col(Integer, nullable=True)
+    payload: Col[str] = Col(Text)  # the exact JSON body that is signed and sent
+    status: Col[str] = Col(String(16))  # pending | delivered
+    created_at: Col[datetime] = Col(UTCDateTime)
+    next_attempt_at: Col[datetime] = Col(UTCDateTime)
+    attempts: Col[int] = Col(Integer, default=0)
+    last_error: Col[str | None] = Col(Text, nullable=True)
+    claimed_by: Col[str | None] = Col(String(200), nullable=True)
+    claimed_until: Col[datetime | None] = Col(UTCDateTime, nullable=True)
+    delivered_at: Col[datetime | None] = Col(UTCDateTime, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("endpoint", "message_id", name="uq_event_outbox_endpoint_message"),
@@ -162,10 +219,10 @@ class KeyHoldRow(Base):
 
     __tablename__ = "key_holds"
 
-    api_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    paused: Mapped[int] = mapped_column(Integer)
-    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    reason: Mapped[str | None] = mapped_column(Text)
-    actor: Mapped[str | None] = mapped_column(String(200))
-    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    api_key: Col[str] = Col(String(64), primary_key=True)
+    paused: Col[int] = Col(Integer)
+    paused_until: Col[datetime | None] = Col(UTCDateTime, nullable=True)
+    reason: Col[str | None] = Col(Text, nullable=True)
+    actor: Col[str | None] = Col(String(200), nullable=True)
+    changed_at: Col[datetime] = Col(UTCDateTime)
+    cleared_at: Col[datetime | None] = Col(UTCDateTime, nullable=True)

@@ -29,6 +29,7 @@ from rotator.config import Config
 from rotator.errors import RotatorError
 from rotator.escape import slack, terminal
 from rotator.redact import safe_url, scrub
+from rotator.tls import default_context
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
 
@@ -65,7 +66,9 @@ class Notifier:
         self._audit = audit
         self._vault = vault
         self._vonage = vonage
-        self._http = http or httpx.Client(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
+        self._http = http or httpx.Client(
+            timeout=WEBHOOK_TIMEOUT, verify=default_context(), follow_redirects=False
+        )
         self._owns_http = http is None
         self._clock = clock
         self._actor = actor  # who the audit log says sent the alert

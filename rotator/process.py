@@ -9,7 +9,6 @@ processes of the same user from reading its memory through /proc. Call it first 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import resource
 import sys
 from typing import Final
@@ -30,11 +29,13 @@ def harden_process() -> list[str]:
         _warn("core_limit_failed", exc)
     if sys.platform.startswith("linux"):
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            # the interpreter's own symbols include libc's: no ``find_library``, which runs
+            # ``ldconfig -p`` in a subprocess (milliseconds on every command's start)
+            libc = ctypes.CDLL(None, use_errno=True)
             if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
                 raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
             done.append("not dumpable")
-        except OSError as exc:
+        except (OSError, AttributeError) as exc:  # AttributeError: no prctl among the symbols
             _warn("dumpable_failed", exc)
     return done
 

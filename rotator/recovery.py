@@ -110,7 +110,7 @@ def resume_run(deps: Deps, run: Run, lease: Lease) -> Run:
     """Finish or roll back ``run``, which a crash left running, from what Vault and Vonage show."""
     structlog.contextvars.bind_contextvars(run_id=run.id)
     lease = deps.leases.renew(lease, run_id=run.id)
-    io = RunIO(deps, run, lease)
+    io = RunIO(deps, run, lease, named=True)
     rec = io.checkpoint(RunRecord.begin(deps.config, run))
     try:
         rec, decided = _decide(io, rec)

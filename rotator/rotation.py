@@ -216,7 +216,7 @@ class Rotator:
         log.info("rotation_started", trigger=run.trigger, emergency=run.emergency)
         io: RunIO | None = None
         try:
-            io = RunIO(self.deps, run, lease)
+            io = RunIO(self.deps, run, lease, named=True)  # _rotate_once renewed it so
             return walk(io, RunRecord.begin(self.config, run))
         except LeaseHeldError:
             raise  # fenced out: touch nothing more; the new holder resumes this run

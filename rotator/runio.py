@@ -204,13 +204,14 @@ def primary_refused(primary: str, exc: VonageAuthError) -> VonageAuthError:
 class RunIO:
     """One run's lease, the primary's credentials, and the audited frame around each step."""
 
-    def __init__(self, deps: Deps, run: Run, lease: Lease) -> None:
+    def __init__(self, deps: Deps, run: Run, lease: Lease, *, named: bool = False) -> None:
+        """``named``: ``lease`` was just renewed naming ``run`` (the first step need not)."""
         self.deps = deps
         self.run = run
         self.lease = lease
         self.admin = deps.vault.credentials(deps.primary)  # who manages the key's secrets
         self.latest: RunRecord | None = None
-        self._named = False  # the lease names this run (set by the first step's renewal)
+        self._named = named  # the lease names this run (else the first step's renewal does)
 
     def checkpoint(self, record: RunRecord) -> RunRecord:
         """Remember ``record`` as the run's progress (what recovery starts from)."""

@@ -13,11 +13,12 @@ import itertools
 from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
-
-from apscheduler.triggers.cron import CronTrigger
+from typing import TYPE_CHECKING
 
 from rotator.config import WEEKDAYS, Schedule, Window
-from rotator.cron import cron_trigger
+
+if TYPE_CHECKING:  # APScheduler only for cron schedules (``rotator rotate`` needs none of it)
+    from apscheduler.triggers.cron import CronTrigger
 
 _CRON_LOOKAHEAD = 12  # fire times examined to find a cron schedule's longest gap
 
@@ -77,6 +78,8 @@ def next_due(
         assert schedule.cron is not None
         # The fire time this success answered is at or before (success - offset): the next one
         # is strictly after it, so a rotation that ran exactly on time is not repeated.
+        from rotator.cron import cron_trigger
+
         due = _next_fire(cron_trigger(schedule.cron), last_success - offset) + offset
     if last_failure is not None:
         due = max(due, last_failure + retry_delay)
@@ -131,6 +134,8 @@ def period(schedule: Schedule, *, now: datetime) -> timedelta:
     if schedule.interval is not None:
         return schedule.interval
     assert schedule.cron is not None
+    from rotator.cron import cron_trigger
+
     trigger = cron_trigger(schedule.cron)
     fires = [_next_fire(trigger, now)]
     for _ in range(_CRON_LOOKAHEAD):
@@ -177,7 +182,6 @@ def run_order(keys: Iterable[str], *, primary: str, dues: Mapping[str, datetime]
 
 __all__ = [
     "consecutive_failures",
-    "cron_trigger",
     "is_stuck",
     "jitter_offset",
     "max_secret_age",

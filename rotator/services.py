@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from rotator import db
+from rotator import db, startup
 from rotator.audit import AuditLog
 from rotator.config import Config
 from rotator.lease import Leases
@@ -16,6 +17,9 @@ from rotator.rotation import Rotator
 from rotator.runio import no_boundary
 from rotator.vault import VaultStore
 from rotator.vonage import VonageClient
+
+if TYPE_CHECKING:
+    from rotator.events.outbox import OutboxWriter
 
 
 @dataclass
@@ -30,11 +34,14 @@ class Services:
 
     def close(self) -> None:
         self.vonage.close()
+        self.vault.close()
         self.engine.dispose()
 
 
 def open_database(config: Config, *, migrate: bool = True) -> Engine:
-    engine = db.make_engine(config.database.url)
+    # A pooled connection for each rotation worker and for the daemon's own threads (jobs,
+    # housekeeping, deliveries, the HTTP endpoints): none reopened per transaction.
+    engine = db.make_engine(config.database.url, pool_size=config.rotation.max_parallel + 4)
     if migrate:
         if not db.at_head(engine):  # one query; Alembic is loaded only to migrate
             db.upgrade(engine)
@@ -53,10 +60,9 @@ def build(
     """``boundary``: called around every rotation step (see ``Rotator``); none by default."""
     engine = open_database(config, migrate=migrate)
     from rotator.anchor import VaultAnchor
-    from rotator.events.deliverer import writer_for
 
     vault = VaultStore(config.vault)
-    audit = AuditLog(engine, outbox=writer_for(config), anchor=VaultAnchor(vault))
+    audit = AuditLog(engine, outbox=_outbox(config), anchor=VaultAnchor(vault))
     leases = Leases(engine, ttl=config.rotation.lease_ttl)
     vonage = VonageClient(
         config.vonage, limiter=limiter or RateLimiter(config.vonage.max_calls_per_second)
@@ -69,4 +75,15 @@ def build(
         leases=leases,
         boundary=boundary or no_boundary,
     )
+    startup.done()  # what start-up allocated lives on; collect as usual for the work itself
     return Services(config, engine, audit, leases, vault, vonage, rotator)
+
+
+def _outbox(config: Config) -> OutboxWriter | None:
+    """The webhook outbox's writer, when endpoints are configured (the deliverer's module, with
+    its HTTP client and metrics, is imported only then)."""
+    if not config.events.endpoints:
+        return None
+    from rotator.events.deliverer import writer_for
+
+    return writer_for(config)

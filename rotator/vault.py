@@ -8,20 +8,20 @@ Layout (``mount``, ``path_prefix`` and ``state_prefix`` from the config):
   staged before Vonage sees it) and ``previous`` (the old secret until it is revoked). Apart from
   the application path so no consumer can mistake either for current.
 
-hvac/requests errors are translated here, once, to ``VaultError`` subclasses.
+Vault's answers and httpx's errors are translated here, once, to ``VaultError`` subclasses
+(the HTTP itself is ``rotator.vault_http``).
 """
 
 from __future__ import annotations
 
 import secrets
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict, TypeVar, Unpack
 
-import hvac
-import hvac.exceptions as hvac_errors
-import requests
+import httpx
 import structlog
 
 from rotator.clock import utcnow
@@ -35,6 +35,8 @@ from rotator.errors import (
     VaultUnavailableError,
 )
 from rotator.secret import Credentials, Secret
+from rotator.tls import verify_for
+from rotator.vault_http import VaultHTTP, VaultHTTPError
 
 T = TypeVar("T")
 
@@ -116,18 +118,15 @@ class VaultStore:
 
     def __init__(self, config: VaultConfig) -> None:
         self._config = config
-        verify: bool | str = config.verify_tls
         if not config.verify_tls:
             structlog.get_logger("rotator.vault").warning(
                 "tls_verification_disabled",
                 detail="vault.verify_tls is false: Vault's certificate is NOT checked",
             )
-        if config.verify_tls and config.ca_cert is not None:
-            verify = str(config.ca_cert)
-        self._client = hvac.Client(
-            url=config.url,
+        self._client = VaultHTTP(
+            config.url,
             timeout=max(1, round(config.timeout.total_seconds())),
-            verify=verify,
+            verify=verify_for(config.verify_tls, config.ca_cert),
             namespace=config.namespace,
         )
         self._logged_in = False
@@ -135,6 +134,9 @@ class VaultStore:
 
     def __repr__(self) -> str:
         return f"VaultStore(url={self._config.url!r}, mount={self._config.mount!r})"
+
+    def close(self) -> None:
+        self._client.close()
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -159,27 +161,39 @@ class VaultStore:
         auth = self._config.auth
         with self._translate("log in to Vault"):
             if isinstance(auth, TokenAuth):
-                self._client.token = auth.token().reveal()
+                self._client.token = auth.token()
             elif isinstance(auth, AppRoleAuth):
-                self._client.auth.approle.login(
-                    role_id=auth.role_id,
-                    secret_id=auth.secret_id().reveal(),
-                    mount_point=auth.mount_point,
-                )
+                role = {"role_id": auth.role_id, "secret_id": auth.secret_id().reveal()}
+                self._client.token = self._log_in(auth.mount_point, role)
             elif isinstance(auth, KubernetesAuth):
-                self._client.auth.kubernetes.login(
-                    role=auth.role, jwt=auth.jwt().reveal(), mount_point=auth.mount_point
-                )
-            self._client.auth.token.lookup_self()
+                role = {"role": auth.role, "jwt": auth.jwt().reveal()}
+                self._client.token = self._log_in(auth.mount_point, role)
+            self._client.request("GET", "auth/token/lookup-self")
         self._logged_in = True
+
+    def _log_in(self, mount_point: str, body: dict[str, str]) -> Secret:
+        """An auth method's login: the client token it hands out (masked like any secret)."""
+        self._client.token = None
+        answer = self._client.request("POST", f"auth/{mount_point}/login", body=body)
+        granted = answer.get("auth")
+        token = granted.get("client_token") if isinstance(granted, dict) else None
+        if not isinstance(token, str) or not token:
+            raise VaultDataError(f"Vault's auth/{mount_point}/login answered without a token")
+        return Secret(token)
 
     def health(self) -> None:
         """Raise unless Vault is reachable, unsealed and our token works."""
         with self._translate("check Vault health"):
-            status = self._client.sys.read_health_status(method="GET")
-        if isinstance(status, dict) and status.get("sealed"):
+            status = self._client.request("GET", "sys/health", check=False)
+        if status.get("sealed"):
             raise VaultUnavailableError("Vault is sealed")
-        self._call("look up rotator's token", self._client.auth.token.lookup_self)
+        if not self._logged_in:
+            self.login()  # which looks the token up: one round trip, not two
+            return
+        self._call(
+            "look up rotator's token",
+            lambda: self._client.request("GET", "auth/token/lookup-self"),
+        )
 
     def read_current(self, api_key: str) -> CurrentRecord | None:
         found = self._read(self.current_path(api_key))
@@ -290,12 +304,11 @@ class VaultStore:
         needed = self.required_capabilities()
         answer = self._call(
             "read the token's capabilities",
-            lambda: self._client.adapter.post(
-                "/v1/sys/capabilities-self", json={"paths": sorted(needed)}
+            lambda: self._client.request(
+                "POST", "sys/capabilities-self", body={"paths": sorted(needed)}
             ),
         )
-        granted = answer if isinstance(answer, dict) else {}
-        granted = granted.get("data", granted)
+        granted = answer.get("data", answer)
         missing = {}
         for path, caps in needed.items():
             have = set(granted.get(path, []))
@@ -340,8 +353,8 @@ class VaultStore:
         try:
             listed = self._call(
                 "list Vault records",
-                lambda: self._client.secrets.kv.v2.list_secrets(
-                    path=self._config.path_prefix, mount_point=self._config.mount
+                lambda: self._client.request(
+                    "LIST", f"{self._config.mount}/metadata/{self._config.path_prefix}"
                 ),
             )
         except _Missing:
@@ -355,9 +368,7 @@ class VaultStore:
         try:
             response = self._call(
                 f"read {self._config.mount}/{path}",
-                lambda: self._client.secrets.kv.v2.read_secret_version(
-                    path=path, mount_point=self._config.mount, raise_on_deleted_version=True
-                ),
+                lambda: self._client.request("GET", f"{self._config.mount}/data/{path}"),
             )
         except _Missing:
             return None
@@ -370,8 +381,10 @@ class VaultStore:
     def _write(self, path: str, data: dict[str, Any], cas: int) -> int:
         response = self._call(
             f"write {self._config.mount}/{path}",
-            lambda: self._client.secrets.kv.v2.create_or_update_secret(
-                path=path, secret=data, cas=cas, mount_point=self._config.mount
+            lambda: self._client.request(
+                "POST",
+                f"{self._config.mount}/data/{path}",
+                body={"options": {"cas": cas}, "data": data},
             ),
         )
         return int(response.get("data", {}).get("version", cas + 1))
@@ -393,39 +406,46 @@ class VaultStore:
     def _translate(self, what: str) -> Iterator[None]:
         try:
             yield
-        except hvac_errors.InvalidPath as exc:
-            raise _Missing(what) from exc
-        except hvac_errors.InvalidRequest as exc:
-            if "check-and-set" in str(exc):
-                raise VaultConflictError(
-                    f"cannot {what}: it changed since rotator read it"
+        except VaultHTTPError as exc:
+            if exc.status == 404:
+                raise _Missing(what) from exc
+            raise _status_error(what, exc) from None
+        except httpx.HTTPError as exc:
+            if _tls_failure(exc):
+                raise VaultUnavailableError(
+                    f"cannot {what}: TLS verification of {self._config.url} failed",
+                    hint="set vault.ca_cert to the CA that signed Vault's certificate",
                 ) from None
-            raise VaultError(
-                f"cannot {what}: Vault refused the request ({_first_line(exc)})"
-            ) from None
-        except (hvac_errors.Forbidden, hvac_errors.Unauthorized) as exc:
-            raise VaultPermissionError(
-                f"cannot {what}: permission denied ({_first_line(exc)})"
-            ) from None
-        except hvac_errors.VaultDown:  # any 503: sealed, or a proxy in front of Vault failing
-            raise VaultUnavailableError(
-                f"cannot {what}: Vault is sealed or unavailable (HTTP 503)"
-            ) from None
-        except (hvac_errors.InternalServerError, hvac_errors.BadGateway) as exc:
-            raise VaultUnavailableError(
-                f"cannot {what}: Vault failed ({_first_line(exc)})"
-            ) from None
-        except hvac_errors.VaultError as exc:
-            raise VaultError(f"cannot {what}: {_first_line(exc)}") from None
-        except requests.exceptions.SSLError:
-            raise VaultUnavailableError(
-                f"cannot {what}: TLS verification of {self._config.url} failed",
-                hint="set vault.ca_cert to the CA that signed Vault's certificate",
-            ) from None
-        except requests.exceptions.RequestException as exc:
             raise VaultUnavailableError(
                 f"cannot {what}: {self._config.url} unreachable ({type(exc).__name__})"
             ) from None
+
+
+def _status_error(what: str, exc: VaultHTTPError) -> VaultError:
+    """Vault's error status, as the error an operator can act on."""
+    if exc.status == 400 and "check-and-set" in str(exc):
+        return VaultConflictError(f"cannot {what}: it changed since rotator read it")
+    if exc.status == 400:
+        return VaultError(f"cannot {what}: Vault refused the request ({_first_line(exc)})")
+    if exc.status in (401, 403):
+        return VaultPermissionError(f"cannot {what}: permission denied ({_first_line(exc)})")
+    if exc.status == 503:  # sealed, or a proxy in front of Vault failing
+        return VaultUnavailableError(f"cannot {what}: Vault is sealed or unavailable (HTTP 503)")
+    if exc.status >= 500:
+        return VaultUnavailableError(f"cannot {what}: Vault failed ({_first_line(exc)})")
+    return VaultError(f"cannot {what}: {_first_line(exc)}")
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    """Whether an ``ssl.SSLError`` (a certificate not verified, say) is behind ``exc``."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx error <- httpcore error <- ssl error; bounded, chains can loop
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class _Missing(VaultError):

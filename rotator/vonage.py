@@ -35,6 +35,7 @@ from rotator.identifiers import parse_api_key, parse_secret_id, path_segment
 from rotator.ratelimit import RateLimiter
 from rotator.redact import safe_url
 from rotator.secret import Credentials, Secret
+from rotator.tls import verify_for
 from rotator.vonage_answers import (
     MAX_BODY,
     SECRET_LIMIT_KINDS,
@@ -97,7 +98,7 @@ class VonageClient:
             )
         self._http = httpx.Client(
             timeout=config.timeout.total_seconds(),
-            verify=config.verify_tls,
+            verify=verify_for(config.verify_tls),
             transport=transport,
             headers={"User-Agent": "rotator/0.1", "Accept": "application/json"},
             follow_redirects=False,

@@ -4,15 +4,19 @@ Vonage simulator (the only double). Every test gets its own Vault paths and its 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hvac
 import pytest
+import sqlalchemy as sa
 import yaml
+from sqlalchemy.engine import Engine
 
 from rotator import db
 from rotator.config import Config, parse_config
@@ -22,34 +26,73 @@ from rotator.devtools.simulator import VonageSimulator
 from rotator.devtools.stackconfig import merge, stack_config
 from rotator.secret import known_values
 from rotator.services import Services, build
+from tests import forkserver
 from tests.secretscan import SecretLedger, database_dump, world_secret_values
 
 LEDGER = SecretLedger()
+LEDGER_KEY = "rotator_secret_ledger"  # a worker's ledger in xdist's workeroutput
+
+
+@dataclass
+class Xdist:
+    """This process's part under pytest-xdist, and the workers whose ledger never arrived."""
+
+    worker: bool = False
+    without_ledger: list[str] = field(default_factory=list)
+
+
+XDIST = Xdist()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    XDIST.worker = hasattr(config, "workerinput")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Every test's captured output and failure text goes to the secret ledger."""
+    """Every test's captured output and failure text goes to the secret ledger (under xdist,
+    the controller's: it receives every worker's reports, sections and failure texts included)."""
+    if XDIST.worker:
+        return
     for title, content in report.sections:
         LEDGER.add_place(f"{report.nodeid} {title}", content)
     if report.longrepr is not None:
         LEDGER.add_place(f"{report.nodeid} {report.when} failure", str(report.longrepr))
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """An xdist worker finished: take over its ledger (values, CLI outputs, database hits)."""
+    exported = getattr(node, "workeroutput", {}).get(LEDGER_KEY)
+    if exported is None:
+        XDIST.without_ledger.append(node.gateway.id)
+    else:
+        LEDGER.merge(exported, node.gateway.id)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Scan everything the suite captured for every secret value it generated: 0 hits."""
+    """Scan everything the suite captured for every secret value it generated: 0 hits. A
+    worker hands its ledger to the controller instead, which scans the union."""
     LEDGER.add_values({f"in-process {n}": v for n, v in enumerate(known_values())}, "registry")
     LEDGER.add_values({"simulator seed": PRIMARY_SECRET, **SUBACCOUNTS}, "seeds")
+    if XDIST.worker:
+        session.config.workeroutput[LEDGER_KEY] = LEDGER.export()  # type: ignore[attr-defined]
+        return
     hits = LEDGER.scan()
+    lost = XDIST.without_ledger
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     line = (
         f"secret scan: {len(LEDGER.values)} secret values against {len(LEDGER.places)} captured "
         f"outputs, CLI outputs and failure texts, and every database: {len(hits)} hits"
     )
+    if lost:
+        line += f"; INCOMPLETE: no ledger from worker(s) {', '.join(lost)}"
     if reporter is not None:
+        if reporter._tw.width_of_current_line:  # -q leaves it after the last progress dots
+            reporter.write("\n")
         reporter.write_line(line)
         for hit in hits[:50]:
             reporter.write_line(f"  LEAK: {hit}")
-    if hits:
+    if hits or lost:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -74,29 +117,77 @@ def vault_admin(openbao: OpenBaoDevServer) -> hvac.Client:
     return hvac.Client(url=openbao.url, token=openbao.root_token.reveal())
 
 
-def pg_database() -> AbstractContextManager[str]:
-    """An empty PostgreSQL database of its own, dropped on the way out."""
-    return throwaway_database(PG_ADMIN_DSN, prefix="rotator_t_")
+def pg_database(template: str | None = None) -> AbstractContextManager[str]:
+    """A PostgreSQL database of its own (empty, or a copy of ``template``), dropped after."""
+    return throwaway_database(PG_ADMIN_DSN, prefix="rotator_t_", template=template)
+
+
+def ensure_migrated(engine: Engine) -> None:
+    """The schema at head: usually there already (a template copy); migrated otherwise."""
+    if not db.at_head(engine):
+        db.upgrade(engine)
+
+
+@pytest.fixture
+def migrated_schema() -> None:
+    """Asked for by the fixtures that migrate the test's database (``migrated``, ``engine``...):
+    ``database_url``, ``sqlite_url`` and ``postgres_url`` then start it as a copy of a database
+    migrated once per test process (what ``db.upgrade`` makes), instead of empty. Tests of
+    migrating itself ask for none of those fixtures and keep getting empty databases."""
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "rotator.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    engine.dispose()
+    sidecars = list(path.parent.glob(path.name + "-*"))
+    assert sidecars == [], f"the template was not closed cleanly: {sidecars}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    with pg_database() as url:
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        engine.dispose()  # CREATE DATABASE ... TEMPLATE needs it without connections
+        yield str(sa.make_url(url).database)
+
+
+def sqlite_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    path = tmp_path / "rotator.db"
+    if "migrated_schema" in request.fixturenames:
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)  # keeps its 0600 mode
+    return f"sqlite:///{path}"
+
+
+def postgres_database(request: pytest.FixtureRequest) -> AbstractContextManager[str]:
+    if "migrated_schema" in request.fixturenames:
+        return pg_database(template=request.getfixturevalue("pg_template"))
+    return pg_database()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """One empty database per test, on SQLite and on PostgreSQL."""
+    """One database per test, on SQLite and on PostgreSQL: empty, or migrated for a test that
+    asks for ``migrated_schema``."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'rotator.db'}"
+        yield sqlite_database(request, tmp_path)
     else:
-        with pg_database() as url:
+        with postgres_database(request) as url:
             yield url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'rotator.db'}"
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return sqlite_database(request, tmp_path)
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    with pg_database() as url:
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    with postgres_database(request) as url:
         yield url
 
 
@@ -231,27 +322,24 @@ def world(
 
 
 @pytest.fixture
-def migrated(world: World) -> World:
+def migrated(world: World, migrated_schema: None) -> World:
     engine = db.make_engine(world.database_url)
-    db.upgrade(engine)
+    ensure_migrated(engine)
     engine.dispose()
     return world
 
 
 @pytest.fixture
 def run_cli(world: World) -> Callable[..., Any]:
-    """Run ``rotator`` in a real subprocess with the world's config; returns CompletedProcess."""
-    import subprocess
-    import sys
+    """Run ``rotator`` in a real subprocess with the world's config; returns CompletedProcess.
+    The process is forked from a warm interpreter (tests/forkserver.py): the same
+    ``python -m rotator`` run, its imports already done."""
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
-        result = subprocess.run(
-            [sys.executable, "-m", "rotator", "--config", str(world.config_file()), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        result = forkserver.shared().run(
+            ["--config", str(world.config_file()), *args],
             env={**os.environ, **(env or {})},
-            check=False,
+            timeout=timeout,
         )
         LEDGER.add_place(f"rotator {' '.join(args)} stdout", result.stdout)
         LEDGER.add_place(f"rotator {' '.join(args)} stderr", result.stderr)

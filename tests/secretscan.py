@@ -4,6 +4,10 @@ Every world (tests/conftest.py) hands over the secret values it knew — the sim
 version Vault ever held on its paths, the Vault token — and every text it produced: database
 dumps and CLI output. pytest's captured output and failure texts of every test are added by a
 hook. At the end of the session everything is scanned for every value; one hit fails the run.
+
+Under pytest-xdist each worker keeps its own ledger and hands it to the controller when it
+finishes (``export``/``merge``); the controller, which also receives every test report, scans
+the union, so a value one worker generated is looked for in every other worker's output too.
 """
 
 from __future__ import annotations
@@ -116,6 +120,18 @@ class SecretLedger:
     def check_now(self, values: Mapping[str, str], places: Mapping[str, str | bytes]) -> None:
         """Scan large texts (database files) at once instead of keeping them."""
         self.hits.extend(find(values, places))
+
+    def export(self) -> dict[str, Any]:
+        """Everything collected, as plain data a worker can send to the controller."""
+        return {"values": dict(self.values), "places": dict(self.places), "hits": list(self.hits)}
+
+    def merge(self, exported: Mapping[str, Any], source: str) -> None:
+        """Take over another process's ``export()``."""
+        for value, label in exported["values"].items():
+            self.values.setdefault(value, label)
+        for where, text in exported["places"].items():
+            self.add_place(f"{source} {where}", text)
+        self.hits.extend(exported["hits"])
 
     def scan(self) -> list[str]:
         by_label = {label: value for value, label in self.values.items()}

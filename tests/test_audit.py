@@ -17,12 +17,13 @@ from rotator.audit import AuditLog, RunStatus, Trigger
 from rotator.clock import utcnow
 from rotator.errors import RunNotFoundError
 from rotator.models import Base
+from tests.conftest import ensure_migrated
 
 
 @pytest.fixture
-def audit(database_url: str) -> Iterator[AuditLog]:
+def audit(database_url: str, migrated_schema: None) -> Iterator[AuditLog]:
     engine = db.make_engine(database_url)
-    db.upgrade(engine)
+    ensure_migrated(engine)
     try:
         yield AuditLog(engine)
     finally:
@@ -68,6 +69,35 @@ def test_update_run_leaves_fields_not_given_alone(audit: AuditLog) -> None:
     audit.update_run(run_id, new_secret_id="new", error=None)
     run = audit.get_run(run_id)
     assert (run.old_secret_id, run.new_secret_id, run.error) == ("old", "new", None)
+
+
+def test_update_run_with_what_the_run_holds_writes_no_event(audit: AuditLog) -> None:
+    """Telling a run what it already holds (promote repeats create's new id) adds nothing."""
+    run_id = start(audit)
+    audit.update_run(run_id, new_secret_id="new")
+    audit.update_run(run_id, new_secret_id="new")
+    assert [e.step for e in audit.events(run_id=run_id)] == ["run.start", "run.update"]
+
+
+def test_update_run_writes_over_a_change_made_elsewhere(audit: AuditLog) -> None:
+    """A run another process changed since this one wrote it is read afresh, not assumed."""
+    run_id = start(audit)
+    audit.update_run(run_id, old_secret_id="a")
+    AuditLog(audit.engine).update_run(run_id, old_secret_id="b")  # another process's write
+    audit.update_run(run_id, old_secret_id="c")
+    assert audit.get_run(run_id).old_secret_id == "c"
+    assert audit.verify_chain().ok
+
+
+def test_start_and_finish_return_the_run_as_stored(audit: AuditLog) -> None:
+    """The runs start_run and finish_run return (not read back) equal what the database holds."""
+    started = audit.start_run(api_key="k1", trigger="manual", actor="alice", owner="o")
+    assert started == audit.get_run(started.id)
+    later = datetime(2031, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    waiting = audit.finish_run(started.id, RunStatus.AWAITING_REVOKE, revoke_after=later)
+    assert waiting == audit.get_run(started.id)
+    ended = audit.finish_run(started.id, RunStatus.FAILED, error="x")
+    assert ended == audit.get_run(started.id)
 
 
 def test_finished_run_records_status_error_and_end_event(audit: AuditLog) -> None:

@@ -80,6 +80,22 @@ def test_rotator_sessions_have_lock_and_statement_timeouts(pg_audit: AuditLog) -
     assert (lock, statement) == (db.LOCK_TIMEOUT, "1min")
 
 
+@pg
+def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(postgres_url: str) -> None:
+    """A connection the server ended while it sat in the pool (a restart, an idle timeout) is
+    pinged at checkout and replaced: the next audit read works."""
+    engine = db.make_engine(postgres_url, ping_idle=0)  # every checkout counts as idle here
+    db.upgrade(engine)
+    audit = AuditLog(engine)
+    with engine.connect() as conn:
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    note(audit, "a")
+    assert [e.api_key for e in audit.events()] == ["a"]
+    engine.dispose()
+
+
 @pytest.fixture
 def plain_owner() -> Iterator[str]:
     """A throwaway database owned by a role with no superuser, CREATEROLE or CREATEDB."""

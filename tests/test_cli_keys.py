@@ -56,6 +56,7 @@ def test_plan_exits_1_when_a_key_could_not_be_inspected(
 ) -> None:
     """A key whose secrets cannot be listed makes `plan` exit 1, after printing the others."""
     world.seed_primary()
+    world.configure(vonage={"max_retries": 1})  # the default 5 only add 0.5+1+2+4 s of backoff
     world.sim.inject(Fault(action="status", method="GET", path="/accounts/sub00001/secrets",
                            status=500, times=None))  # fmt: skip
     result = run_cli("plan")

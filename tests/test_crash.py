@@ -3,6 +3,8 @@ rotation of the key finishes or rolls back what it left, keeping every promise.
 
 Each test kills two real ``python -m rotator rotate`` processes at once, one rotating the primary
 and one a subaccount (which also shows that rotating the primary under a subaccount's run is safe).
+They are forked from a warm interpreter (tests/forkserver.py): processes of their own, with their
+own pid, lease and sockets, that skip only the imports.
 The re-run is the real CLI for the PostgreSQL and rollback cases; for the full boundary matrix on
 SQLite it is the same engine called in-process (``Rotator.rotate``), which keeps the matrix
 affordable on two cores. Each re-run must first take over the dead process's unexpired lease.
@@ -13,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -26,7 +26,9 @@ import pytest
 from rotator import db
 from rotator.audit import AuditLog, Run, RunStatus
 from rotator.lease import Leases
+from tests import forkserver
 from tests.conftest import PRIMARY, SUBACCOUNTS, World
+from tests.forkserver import Forked
 from tests.invariants import violations
 
 SUB = "sub00001"
@@ -49,25 +51,28 @@ def expected_status(boundary: str) -> RunStatus:
 
 
 def rotator_argv(world: World, *args: str) -> list[str]:
-    return [sys.executable, "-m", "rotator", "--config", str(world.config_file()), *args]
+    """The arguments of ``python -m rotator`` with the world's config."""
+    return ["--config", str(world.config_file()), *args]
 
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_TEST_PAUSE")}
 
 
-def start_paused(world: World, api_key: str, boundary: str) -> tuple[subprocess.Popen[bytes], Path]:
+def start_paused(world: World, api_key: str, boundary: str) -> tuple[Forked, Path]:
     """Start ``rotator rotate api_key`` to pause at ``boundary``; returns it and its marker."""
     marker = world.tmp_path / f"paused-{time.monotonic_ns()}"
     env = {**clean_env(), "ROTATOR_TEST_PAUSE_AT": boundary, "ROTATOR_TEST_PAUSE_FILE": str(marker)}
-    with (world.tmp_path / "paused.log").open("ab") as out:
-        proc = subprocess.Popen(
-            rotator_argv(world, "rotate", api_key), stdout=out, stderr=out, env=env
-        )
+    proc = forkserver.shared().popen(
+        rotator_argv(world, "rotate", api_key),
+        env=env,
+        stdout=world.tmp_path / "paused.log",
+        append=True,
+    )
     return proc, marker
 
 
-def wait_paused(proc: subprocess.Popen[bytes], marker: Path, boundary: str) -> None:
+def wait_paused(proc: Forked, marker: Path, boundary: str) -> None:
     deadline = time.monotonic() + PAUSE_DEADLINE
     while not marker.exists():
         if proc.poll() is not None:
@@ -81,7 +86,7 @@ def wait_paused(proc: subprocess.Popen[bytes], marker: Path, boundary: str) -> N
         time.sleep(0.01)
 
 
-def kill(proc: subprocess.Popen[bytes]) -> None:
+def kill(proc: Forked) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -104,19 +109,20 @@ def kill_at(world: World, keys: list[str], boundary: str) -> dict[str, int]:
 
 def rerun_cli(world: World, keys: list[str]) -> dict[str, tuple[int, dict[str, Any]]]:
     """``rotator rotate KEY --json`` for each key at once, no hooks: exit code and JSON per key."""
+    outputs = {key: world.tmp_path / f"rerun-{key}-{time.monotonic_ns()}.out" for key in keys}
     procs = {
-        key: subprocess.Popen(
+        key: forkserver.shared().popen(
             rotator_argv(world, "rotate", key, "--json"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
             env=clean_env(),
+            stdout=outputs[key],
+            stderr=outputs[key].with_suffix(".err"),
         )
         for key in keys
     }
     results = {}
     for key, proc in procs.items():
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        out = forkserver.text(outputs[key])
         assert out.strip(), f"rotator printed no JSON for {key} (exit {proc.returncode})"
         results[key] = (proc.returncode, json.loads(out))
     return results
@@ -235,13 +241,8 @@ def test_live_paused_rotation_keeps_its_lease(world: World, audit: AuditLog) -> 
     proc, marker = start_paused(world, SUB, "after:create")
     try:
         wait_paused(proc, marker, "after:create")
-        done = subprocess.run(
-            rotator_argv(world, "rotate", SUB),
-            capture_output=True,
-            text=True,
-            env=clean_env(),
-            timeout=120,
-            check=False,
+        done = forkserver.shared().run(
+            rotator_argv(world, "rotate", SUB), env=clean_env(), timeout=120
         )
         assert done.returncode == 75
         assert "being rotated" in done.stderr

@@ -18,15 +18,16 @@ from sqlalchemy.engine import Engine
 from rotator import db
 from rotator.errors import LeaseHeldError
 from rotator.lease import LeaseLostError, Leases, owner_is_dead
+from tests.conftest import ensure_migrated
 
 TTL = timedelta(minutes=5)
 HOST = socket.gethostname()
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def engine(database_url: str, migrated_schema: None) -> Iterator[Engine]:
     made = db.make_engine(database_url)
-    db.upgrade(made)
+    ensure_migrated(made)
     try:
         yield made
     finally:

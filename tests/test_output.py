@@ -164,6 +164,19 @@ def test_a_sealed_vault_at_start_exits_3_and_records_no_run(
     assert count_runs(world) == 0
 
 
+def test_a_token_vault_refuses_at_start_exits_3_and_records_no_run(
+    world: World, run_cli: Any
+) -> None:
+    """`rotate` with a token Vault does not know exits 3 (the one token check before the run,
+    made by logging in), says permission was denied, and records no run."""
+    seeded(world)
+    unknown = Secret("hvs.unknown-" + world.prefix)
+    done = run_cli("rotate", SUB, "--emergency", "--reason", "x", env={TOKEN_ENV: unknown.reveal()})
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "permission denied" in done.stderr
+    assert count_runs(world) == 0
+
+
 def test_a_missing_vault_token_exits_2_and_records_no_run(world: World, run_cli: Any) -> None:
     """With the token variable unset, `rotate` exits 2 naming it, and records no run."""
     seeded(world)

@@ -74,8 +74,12 @@ def rotate(
 
         show_plans(api_key, emergency=emergency, as_json=as_json)
         return
-    from rotator.devtools import pausepoints
-    from rotator.services import build
+    from rotator import startup, tls
+
+    tls.prepare()  # the CA bundle loads on another core while the rotation's modules import
+    with startup.loading():  # most of what a rotation imports
+        from rotator.devtools import pausepoints
+        from rotator.services import build
 
     services = build(get_config(), boundary=pausepoints.from_environment())
     try:

@@ -57,7 +57,7 @@ def recent_runs(engine: Engine, per_key: int = RECENT_RUNS) -> dict[str, list[Ru
     out: dict[str, list[Run]] = {}
     with translate_errors("read recent runs", engine), engine.connect() as conn:
         for row in conn.execute(query):
-            run = Run.from_row(RunRow(**dict(row._mapping)))
+            run = Run.from_row(row)
             out.setdefault(run.api_key, []).append(run)
     return out
 

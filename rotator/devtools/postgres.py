@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL database for the tests, the benchmarks and the chaos harness: created
-empty on a server the caller names, dropped (its connections cut first) on the way out."""
+empty on a server the caller names (or as a copy of a template database), dropped (its
+connections cut first) on the way out."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def throwaway_database(admin_dsn: str, *, prefix: str = "rotator_") -> Iterator[str]:
-    """A new database on ``admin_dsn``'s server; yields its SQLAlchemy (psycopg) URL."""
+def throwaway_database(
+    admin_dsn: str, *, prefix: str = "rotator_", template: str | None = None
+) -> Iterator[str]:
+    """A new database on ``admin_dsn``'s server; yields its SQLAlchemy (psycopg) URL.
+    ``template``: the name of a database to copy (nobody may be connected to it meanwhile)."""
     import psycopg
 
     name = f"{prefix}{uuid.uuid4().hex[:12]}"
     server = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield f"{server}/{name}"
     finally:

@@ -237,13 +237,13 @@ class Outbox:
         return [_delivery(r) for r in rows]
 
     def _candidates(self, c: Connection, names: list[str], now: datetime, limit: int) -> list[int]:
-        earlier = sa.orm.aliased(OutboxRow)
+        earlier = OutboxRow.__table__.alias()
         blocked = (
-            sa.select(earlier.id)
+            sa.select(earlier.c.id)
             .where(
-                earlier.endpoint == OutboxRow.endpoint,
-                earlier.status == PENDING,
-                earlier.id < OutboxRow.id,
+                earlier.c.endpoint == OutboxRow.endpoint,
+                earlier.c.status == PENDING,
+                earlier.c.id < OutboxRow.id,
             )
             .exists()
         )

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +23,15 @@ from rotator.audit import AuditLog, Run
 from rotator.devtools.devserver import OpenBaoDevServer
 from rotator.devtools.polling import wait_until
 from rotator.devtools.simulator import VonageSimulator
-from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World, pg_database
+from tests import forkserver
+from tests.conftest import (
+    PRIMARY,
+    PRIMARY_SECRET,
+    SUBACCOUNTS,
+    World,
+    ensure_migrated,
+    pg_database,
+)
 
 T = TypeVar("T")
 
@@ -58,7 +65,8 @@ def add_subaccounts(sim: VonageSimulator, count: int, start: int = 3) -> list[st
 
 
 class DaemonProcess:
-    """One `rotator run` subprocess; its JSON log lines go to a file the test can read."""
+    """One `rotator run` subprocess (forked from a warm interpreter: tests/forkserver.py); its
+    JSON log lines go to a file the test can read."""
 
     def __init__(
         self,
@@ -69,12 +77,10 @@ class DaemonProcess:
         args: tuple[str, ...] = (),
     ) -> None:
         self.log_path = log_path
-        self._log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rotator", "--config", str(config_path), "run", *args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        self.proc = forkserver.shared().popen(
+            ["--config", str(config_path), "run", *args],
             env={**os.environ, **(env or {})},
+            stdout=log_path,
         )
         self._port: int | None = None
 
@@ -138,14 +144,12 @@ class DaemonProcess:
             pytest.fail(f"rotator run did not exit within {timeout:g}s:\n{self.output()[-4000:]}")
 
     def output(self) -> str:
-        self._log.flush()
         return self.log_path.read_text()
 
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        self._log.close()
 
 
 @pytest.fixture
@@ -224,9 +228,9 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
 
 
 @pytest.fixture
-def audit_log(pg_world: World) -> Iterator[AuditLog]:
+def audit_log(pg_world: World, migrated_schema: None) -> Iterator[AuditLog]:
     engine = db.make_engine(pg_world.database_url)
-    db.upgrade(engine)
+    ensure_migrated(engine)
     yield AuditLog(engine)
     engine.dispose()
 

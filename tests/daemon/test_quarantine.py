@@ -42,6 +42,24 @@ def test_discovery_quarantines_a_bad_key_and_keeps_the_rest(world: World) -> Non
     assert "\x1b" not in found.quarantined[0]
 
 
+def test_a_bad_key_is_refused_without_spoiling_the_batch_of_discovery_events(
+    world: World,
+) -> None:
+    """Discovery records every valid key in one batch and nothing of the invalid one, whose
+    place in the listing (first, among many) changes nothing: the chain verifies."""
+    world.seed_primary()
+    many = [f"sub{n:05d}" for n in range(3, 40)]
+    spoof_subaccounts(world, BAD, *SUBACCOUNTS, *many)
+    services = world.services()
+    Discovery(
+        world.config, audit=services.audit, vault=services.vault, vonage=services.vonage
+    ).discover()
+    events = [e for e in services.audit.events() if e.step == "discovery"]
+    assert sorted(e.api_key or "" for e in events) == sorted([PRIMARY, *SUBACCOUNTS, *many])
+    assert {e.outcome for e in events} == {"added"}
+    assert services.audit.verify_chain().ok
+
+
 def test_the_daemon_quarantines_a_bad_key_and_rotates_every_other(
     pg_world: World, daemons: Callable[..., DaemonProcess]
 ) -> None:

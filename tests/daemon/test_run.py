@@ -43,7 +43,7 @@ class Session:
     key_pages: list[str] = field(default_factory=list)
     healthz: int = 0
     readyz: int = 0
-    current_secrets: list[str] = field(default_factory=list)
+    current_secrets: list[str] = field(default_factory=list, repr=False)  # never in a failure
     exit_code: int | None = None
 
     def runs(self, key: str, status: str | None = None) -> list[Run]:

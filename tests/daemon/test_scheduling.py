@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rotator.config import Schedule, parse_config
+from rotator.cron import cron_trigger
 from rotator.scheduling import (
-    cron_trigger,
     jitter_offset,
     max_secret_age,
     may_start,

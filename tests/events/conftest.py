@@ -22,6 +22,7 @@ from rotator.events.deliverer import Endpoint
 from rotator.events.outbox import Outbox
 from rotator.models import OutboxRow
 from rotator.secret import Secret
+from tests.conftest import ensure_migrated
 
 # A fixed test key (whsec_ + base64 of 32 bytes): registered as a secret value for the scan.
 WHSEC = "whsec_" + base64.b64encode(b"rotator-events-test-key-32-bytes").decode()
@@ -118,18 +119,18 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def engine(database_url: str, migrated_schema: None) -> Iterator[Engine]:
     """A migrated database, SQLite and PostgreSQL."""
     engine = db.make_engine(database_url)
-    db.upgrade(engine)
+    ensure_migrated(engine)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def pg_engine(postgres_url: str) -> Iterator[Engine]:
+def pg_engine(postgres_url: str, migrated_schema: None) -> Iterator[Engine]:
     engine = db.make_engine(postgres_url)
-    db.upgrade(engine)
+    ensure_migrated(engine)
     yield engine
     engine.dispose()
 
