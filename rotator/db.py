@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,9 +43,10 @@ def safe_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-# A pooled connection unused this long is pinged before use. One in constant use (the daemon's
-# workers check one out some twenty times per rotation) is not: pinging at every checkout, as
-# pool_pre_ping does, was ~4 % of a rotation's CPU (issue 12).
+# A pooled connection unused this long is pinged before use, as pool_pre_ping does at every
+# checkout (~4 % of a rotation's CPU: the daemon's workers check one out some twenty times per
+# rotation, issue 12). One used more recently is pinged only if something arrived on it while
+# it sat idle: a server that ends a connection (restart, pg_terminate_backend) closes it.
 PING_IDLE: Final = 2.0
 
 
@@ -86,10 +88,11 @@ def make_engine(url: str, *, pool_size: int = 5, ping_idle: float = PING_IDLE) -
 
 
 def _ping_when_idle(engine: Engine, idle: float) -> None:
-    """Ping a connection that sat in the pool ``idle`` seconds or more when it is checked out;
-    a dead one (server restarted, an idle timeout on the way) is replaced, and the rest of the
-    pool with it, before anyone uses it. A connection that died in the last seconds fails its
-    next statement instead, and SQLAlchemy then replaces the pool as well."""
+    """Ping a pooled connection at checkout if it sat idle ``idle`` seconds or more, or if the
+    server sent it anything meanwhile (a restart or ``pg_terminate_backend`` closes it); a dead
+    one is replaced, and the rest of the pool with it, before anyone uses it. Only a connection
+    lost without a word (a network dropping it, under ``idle`` seconds ago) fails its next
+    statement instead, after which SQLAlchemy replaces the pool as well."""
     dialect = engine.dialect
 
     @event.listens_for(engine, "checkin")
@@ -99,12 +102,25 @@ def _ping_when_idle(engine: Engine, idle: float) -> None:
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("idle_since")
-        if since is None or time.monotonic() - since < idle:
-            return  # just opened, or just used
+        if since is None:
+            return  # just opened
+        spoke = _spoke_while_idle(dbapi_connection, dialect.loaded_dbapi.Error)
+        if time.monotonic() - since < idle and not spoke:
+            return  # just used, and the server has said nothing since
         try:
             dialect.do_ping(dbapi_connection)
         except dialect.loaded_dbapi.Error as exc:
             raise sa.exc.InvalidatePoolError(f"idle connection is dead: {exc}") from None
+
+
+def _spoke_while_idle(dbapi_connection: Any, dbapi_error: type[Exception]) -> bool:
+    """Whether the server sent anything (a closed socket reads as something) to a connection
+    that sat idle in the pool: one select(2) with no wait, instead of a round trip."""
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError, dbapi_error):
+        return True
+    return bool(readable)
 
 
 # Every rotator session gives up instead of queueing forever behind a lock someone else holds
