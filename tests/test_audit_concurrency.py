@@ -96,6 +96,24 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(postgres_
     engine.dispose()
 
 
+@pg
+def test_a_connection_the_server_ended_a_moment_ago_is_replaced_before_use(
+    postgres_url: str,
+) -> None:
+    """A connection used an instant ago, then ended by the server (a restart does the same), is
+    not handed out dead: the next audit write works."""
+    engine = db.make_engine(postgres_url)
+    db.upgrade(engine)
+    audit = AuditLog(engine)
+    with engine.connect() as conn:
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone() == (True,)
+    note(audit, "a")
+    assert [e.api_key for e in audit.events()] == ["a"]
+    engine.dispose()
+
+
 @pytest.fixture
 def plain_owner() -> Iterator[str]:
     """A throwaway database owned by a role with no superuser, CREATEROLE or CREATEDB."""
