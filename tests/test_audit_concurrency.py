@@ -81,22 +81,6 @@ def test_rotator_sessions_have_lock_and_statement_timeouts(pg_audit: AuditLog) -
 
 
 @pg
-def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(postgres_url: str) -> None:
-    """A connection the server ended while it sat in the pool (a restart, an idle timeout) is
-    pinged at checkout and replaced: the next audit read works."""
-    engine = db.make_engine(postgres_url)
-    db.upgrade(engine)
-    audit = AuditLog(engine)
-    with engine.connect() as conn:
-        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    note(audit, "a")
-    assert [e.api_key for e in audit.events()] == ["a"]
-    engine.dispose()
-
-
-@pg
 def test_a_connection_the_server_ended_a_moment_ago_is_replaced_before_use(
     postgres_url: str,
 ) -> None:
