@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -32,11 +32,14 @@ from sqlalchemy.exc import IntegrityError
 from rotator.clock import parse, utcnow
 from rotator.db import translate_errors
 from rotator.errors import LeaseHeldError
-from rotator.models import LeaseRow
+from rotator.models import LeaseRow, UTCDateTime
 
 
 def database_now(conn: Connection) -> datetime:
-    """The database's clock, aware UTC (PostgreSQL: ``clock_timestamp()``; SQLite: ``'now'``)."""
+    """The database's clock, aware UTC (PostgreSQL: ``clock_timestamp()``; SQLite: ``'now'``).
+
+    The leases themselves read it without a statement of its own: PostgreSQL's inside the
+    statement that locks or writes the row, SQLite's as ``_sqlite_now`` (the same clock)."""
     if conn.dialect.name == "sqlite":
         query = sa.select(sa.func.strftime("%Y-%m-%d %H:%M:%f", "now"))
     else:
@@ -47,6 +50,36 @@ def database_now(conn: Connection) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return parse(str(value))
+
+
+def _sqlite_now() -> datetime:
+    """SQLite's ``'now'``, read without a query: SQLite reads the calling process's own system
+    clock (milliseconds), so on SQLite the database's clock *is* this host's, to the millisecond."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+# PostgreSQL's clock, read in the statement that locks or writes a lease (one round trip, not
+# two). clock_timestamp(), not now(): now() is the transaction's start, earlier than a renewal
+# this transaction waited for on the row lock.
+_PG_NOW: Final = sa.func.timezone("UTC", sa.func.clock_timestamp(), type_=sa.DateTime())
+_LEASES: Final = LeaseRow.__table__
+# The key's lease row locked, then the clock read (after the lock: no renewal can be newer than
+# it); one row even when the key has no lease yet.
+_LOCK_PG: Final = sa.text(
+    "WITH held AS MATERIALIZED (SELECT api_key, owner, token, acquired_at, expires_at, run_id "
+    "FROM key_leases WHERE api_key = :key FOR UPDATE) "
+    "SELECT held.*, timezone('UTC', clock_timestamp()) AS now "
+    "FROM (SELECT 1) AS one LEFT JOIN held ON true"
+).columns(
+    _LEASES.c.api_key,
+    _LEASES.c.owner,
+    _LEASES.c.token,
+    _LEASES.c.acquired_at,
+    _LEASES.c.expires_at,
+    _LEASES.c.run_id,
+    sa.column("now", UTCDateTime()),
+)
 
 
 CLOCK_SLACK = timedelta(seconds=5)
@@ -152,8 +185,7 @@ class Leases:
 
     def _try_acquire_row(self, api_key: str) -> tuple[Lease | None, LeaseInfo | None]:
         with self.engine.begin() as c:
-            current = self._select_for_update(c, api_key)
-            now = database_now(c)  # after the row lock: no renewal can be newer than this
+            current, now = self._lock_row(c, api_key)  # now: after the row lock
             if current is None:
                 lease = Lease(api_key=api_key, owner=self.owner, token=1, expires_at=now + self.ttl)
                 c.execute(
@@ -193,23 +225,45 @@ class Leases:
             )
             return lease, None
 
-    def renew(self, lease: Lease, *, run_id: str | None = None) -> Lease:
-        """Extend the lease; raise ``LeaseLostError`` if another owner took it (fencing)."""
+    def _lock_row(self, conn: Connection, api_key: str) -> tuple[LeaseInfo | None, datetime]:
+        """The key's lease row (None: none yet), locked, and the database's now read after the
+        lock (PostgreSQL: in the same statement)."""
+        if conn.dialect.name == "sqlite":
+            return self._select_for_update(conn, api_key), _sqlite_now()
+        row = conn.execute(_LOCK_PG, {"key": api_key}).one()
+        return (_info(row) if row.api_key is not None else None), row.now
+
+    def renew(
+        self, lease: Lease, *, run_id: str | None = None, conn: Connection | None = None
+    ) -> Lease:
+        """Extend the lease; raise ``LeaseLostError`` if another owner took it (fencing).
+        ``conn``: in that connection's transaction (a run's start names the run on its lease in
+        the transaction that records it), else in one of its own."""
+        if conn is not None:
+            return self._renewed(lease, self._renew(conn, lease, run_id))
         with translate_errors("renew the key's lease", self.engine), self.engine.begin() as c:
-            expires_at = database_now(c) + self.ttl
-            values: dict[str, object] = {"expires_at": expires_at}
-            if run_id is not None:
-                values["run_id"] = run_id
-            updated = c.execute(
-                sa.update(LeaseRow)
-                .where(
-                    LeaseRow.api_key == lease.api_key,
-                    LeaseRow.token == lease.token,
-                    LeaseRow.owner == lease.owner,
-                )
-                .values(**values)
-            ).rowcount
-        if updated != 1:
+            expires_at = self._renew(c, lease, run_id)
+        return self._renewed(lease, expires_at)
+
+    def _renew(self, conn: Connection, lease: Lease, run_id: str | None) -> datetime | None:
+        """The new expiry, or None when the lease is no longer ``lease`` (fenced out)."""
+        named = {} if run_id is None else {"run_id": run_id}
+        mine = sa.update(LeaseRow).where(
+            LeaseRow.api_key == lease.api_key,
+            LeaseRow.token == lease.token,
+            LeaseRow.owner == lease.owner,
+        )
+        if conn.dialect.name == "sqlite":
+            expires_at = _sqlite_now() + self.ttl
+            updated = conn.execute(mine.values(expires_at=expires_at, **named)).rowcount
+            return expires_at if updated == 1 else None
+        # the expiry the server wrote, from its clock in this very statement
+        query = mine.values(expires_at=_PG_NOW + self.ttl, **named)
+        written: datetime | None = conn.execute(query.returning(LeaseRow.expires_at)).scalar()
+        return written
+
+    def _renewed(self, lease: Lease, expires_at: datetime | None) -> Lease:
+        if expires_at is None:
             raise LeaseLostError(f"lost the lease on {lease.api_key} (token {lease.token})")
         return Lease(
             api_key=lease.api_key, owner=lease.owner, token=lease.token, expires_at=expires_at
@@ -227,7 +281,7 @@ class Leases:
             c.execute(
                 sa.update(LeaseRow)
                 .where(LeaseRow.api_key == lease.api_key, LeaseRow.token == lease.token)
-                .values(expires_at=database_now(c), run_id=None)
+                .values(expires_at=_now_in(c), run_id=None)
             )
 
     def break_(self, api_key: str) -> LeaseInfo | None:
@@ -240,7 +294,7 @@ class Leases:
             c.execute(
                 sa.update(LeaseRow)
                 .where(LeaseRow.api_key == api_key, LeaseRow.token == current.token)
-                .values(token=current.token + 1, expires_at=database_now(c), run_id=None)
+                .values(token=current.token + 1, expires_at=_now_in(c), run_id=None)
             )
         return current
 
@@ -257,6 +311,11 @@ class Leases:
         query = sa.select(LeaseRow).where(LeaseRow.api_key == api_key).with_for_update()
         row = conn.execute(query).first()
         return _info(row) if row is not None else None
+
+
+def _now_in(conn: Connection) -> Any:
+    """The database's now as a value to write: PostgreSQL's read by the writing statement."""
+    return _sqlite_now() if conn.dialect.name == "sqlite" else _PG_NOW
 
 
 def _info(row: Any) -> LeaseInfo:
