@@ -15,7 +15,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-from rotator.secret import MASK, Secret, known_values
+from rotator.secret import MASK, Secret, mask_known
 
 SENSITIVE_KEYS = re.compile(r"(secret|token|password|passwd|authorization|api_secret)$", re.I)
 SAFE_KEYS = {"secret_id", "new_secret_id", "old_secret_id", "secret_ids", "token_env"}
@@ -23,29 +23,25 @@ LIBRARY_LOGGERS = ("apscheduler",)  # their warnings and errors become library_l
 LIBRARY_LEVEL = logging.WARNING
 
 
-def _scrub(value: Any, values: frozenset[str]) -> Any:
+def _scrub(value: Any) -> Any:
     if isinstance(value, Secret):
         return MASK
     if isinstance(value, str):
-        for known in values:
-            if known in value:
-                value = value.replace(known, MASK)
-        return value
+        return mask_known(value)
     if isinstance(value, dict):
-        return {k: _scrub(v, values) for k, v in value.items()}
+        return {k: _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_scrub(v, values) for v in value]
+        return [_scrub(v) for v in value]
     return value
 
 
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask sensitive keys and every secret value this process knows, wherever it appears."""
-    values = known_values()
     for key in list(event):
         if SENSITIVE_KEYS.search(key) and key not in SAFE_KEYS and event[key] is not None:
             event[key] = MASK
         else:
-            event[key] = _scrub(event[key], values)
+            event[key] = _scrub(event[key])
     return event
 
 

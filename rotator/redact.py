@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from rotator.secret import MASK, known_values
+from rotator.secret import mask_known
 
 
 def safe_url(url: str) -> str:
@@ -31,10 +31,7 @@ def safe_url(url: str) -> str:
 
 def scrub(text: str) -> str:
     """``text`` with every secret value this process has seen replaced by the mask."""
-    for value in sorted(known_values(), key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, MASK)
-    return text
+    return mask_known(text)
 
 
 __all__ = ["safe_url", "scrub"]

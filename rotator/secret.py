@@ -17,12 +17,49 @@ MASK: Final = "********"
 
 _known: set[str] = set()
 _known_lock = threading.Lock()
+# The same values by length, for ``mask_known``: replaced (under the lock), never changed in
+# place, so a reader takes it without the lock. Every log line is scrubbed, and a bulk run
+# knows a thousand secrets: a line must not cost a thousand substring searches (issue 12).
+_by_length: dict[int, frozenset[str]] = {}
 
 
 def known_values() -> frozenset[str]:
     """Every secret value this process has wrapped: what the log redactor scrubs."""
     with _known_lock:
         return frozenset(_known)
+
+
+def _remember(value: str) -> None:
+    global _by_length
+    with _known_lock:
+        if value in _known:
+            return
+        _known.add(value)
+        buckets = dict(_by_length)
+        buckets[len(value)] = buckets.get(len(value), frozenset()) | {value}
+        _by_length = buckets
+
+
+def mask_known(text: str) -> str:
+    """``text`` with every secret value this process has wrapped replaced by the mask, longest
+    first (a value inside a longer one is masked with it).
+
+    The same answer as searching ``text`` for each known value, at the cost of whichever is
+    cheaper: that search, or looking up each of ``text``'s substrings of each known length."""
+    buckets = _by_length
+    if not buckets or len(text) < min(buckets):
+        return text
+    for length in sorted(buckets, reverse=True):
+        if length > len(text):
+            continue
+        values = buckets[length]
+        if (len(text) - length + 1) < len(values):
+            found = {text[i : i + length] for i in range(len(text) - length + 1)} & values
+        else:
+            found = {value for value in values if value in text}
+        for value in sorted(found):
+            text = text.replace(value, MASK)
+    return text
 
 
 class Secret:
@@ -35,8 +72,7 @@ class Secret:
             raise ValueError("a secret must be a non-empty string")
         self._value = value
         if len(value) >= 6:  # shorter strings would make the redactor mangle ordinary words
-            with _known_lock:
-                _known.add(value)
+            _remember(value)
 
     def reveal(self) -> str:
         return self._value

@@ -20,7 +20,7 @@ from rotator import logs
 from rotator.audit import RunStatus
 from rotator.errors import RotatorError
 from rotator.rotation import Outcome
-from rotator.secret import MASK, Credentials, Secret
+from rotator.secret import MASK, Credentials, Secret, known_values, mask_known
 from rotator.vault import CurrentRecord, RotationState, StagedSecret
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
 from tests.secretscan import database_dump, find, world_secret_values
@@ -122,6 +122,31 @@ def test_redactor_masks_a_known_value_anywhere_in_an_event(log_stream: io.String
     assert "Slipped9ValueXyz" not in text
     assert "plain" not in text
     assert MASK in text
+
+
+def test_masking_finds_every_known_value_whichever_way_it_looks() -> None:
+    """``mask_known`` looks a short text's substrings up by length and searches a long text for
+    each value (issue 12: a bulk run knows a thousand secrets): both give what searching for
+    every known value, longest first, gives, a value inside a longer one included."""
+    bulk = [Secret(f"Bulk{n:05d}Masking9Value").reveal() for n in range(300)]
+    inner = Secret("Inner7Value").reveal()
+    outer = Secret(f"xx{inner}yy").reveal()
+    texts = [
+        f"short {bulk[7]} and {bulk[123]}",
+        f"{outer} holds {inner}; {inner} alone",
+        "no secret at all, just words and sub00001",
+        " ".join(bulk) + f" {outer} {inner} " + "filler " * 50,  # longer than the bucket
+        bulk[299][:-1],  # one character short of a value: nothing to mask
+        "",
+    ]
+    for text in texts:
+        expected = text
+        for value in sorted(known_values(), key=len, reverse=True):
+            expected = expected.replace(value, MASK)
+        assert mask_known(text) == expected
+    assert MASK in mask_known(texts[0])
+    assert bulk[7] not in mask_known(texts[0])
+    assert inner not in mask_known(texts[1])
 
 
 # -- CLI ---------------------------------------------------------------------------------------
