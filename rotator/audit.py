@@ -16,7 +16,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -91,6 +91,12 @@ _KEY_RUNS: Final = (
     .where(_RUNS.c.api_key == sa.bindparam("key"), _RUNS.c.status == sa.bindparam("status"))
     .order_by(_RUNS.c.started_at, _RUNS.c.id)
 )  # unfinished runs remembered (one per key being rotated, in practice)
+_OPEN: Final = (RunStatus.RUNNING.value, RunStatus.AWAITING_REVOKE.value)
+_KEY_OPEN_RUNS: Final = (
+    sa.select(_RUNS)
+    .where(_RUNS.c.api_key == sa.bindparam("key"), _RUNS.c.status.in_(_OPEN))
+    .order_by(_RUNS.c.started_at, _RUNS.c.id)
+)
 
 
 class AuditLog:
@@ -121,7 +127,11 @@ class AuditLog:
         owner: str,
         reason: str | None = None,
         emergency: bool = False,
+        within: Callable[[Connection, str], None] | None = None,
     ) -> Run:
+        """Record a new run (and its ``run.start`` event). ``within(conn, run_id)`` is called in
+        the same transaction: the rotation names the run on the key's lease there, so a process
+        fenced out of the lease meanwhile records no run at all (one transaction, not two)."""
         now = utcnow()
         row: dict[str, Any] = dict.fromkeys(_RUNS.c.keys())
         row.update(
@@ -148,6 +158,8 @@ class AuditLog:
                 actor=actor,
                 detail={"trigger": trigger, "reason": reason, "emergency": emergency},
             )
+            if within is not None:
+                within(conn, row["id"])
         return self._remember(Run.from_values(row))
 
     def update_run(
@@ -162,28 +174,46 @@ class AuditLog:
         process last wrote with the same values are not read again (nor written: no event)."""
         error = scrub(error) if isinstance(error, str) else error  # defence in depth (issue 11)
         given = {"old_secret_id": old_secret_id, "new_secret_id": new_secret_id, "error": error}
-        wanted = {name: value for name, value in given.items() if value is not UNSET}
-        known = self._written.get(run_id)
-        if known is not None and all(getattr(known, k) == v for k, v in wanted.items()):
+        wanted = self._changes(run_id, {k: v for k, v in given.items() if v is not UNSET})
+        if not wanted:
             return  # nothing changes: no read, no write, no event
         with translate_errors("update the run", self.engine), self.engine.begin() as conn:
-            run = self._locked_run(conn, run_id)
-            fields: dict[str, Any] = {k: v for k, v in wanted.items() if v != getattr(run, k)}
-            if fields:
-                conn.execute(_SET_RUN, {"run": run_id, **fields})
-                now = utcnow()
-                self._append(  # every fact of a run is chained: verify derives the row from these
-                    conn,
-                    run_id=run_id,
-                    api_key=run.api_key,
-                    step="run.update",
-                    outcome="ok",
-                    started_at=now,
-                    finished_at=now,
-                    actor=run.actor,
-                    detail=fields,
-                )
-        self._remember(replace(run, **fields))
+            run, update = self._update_run(conn, run_id, wanted)
+            if update is not None:
+                audit_chain.append(conn, self.outbox, **update)
+        self._remember(run)
+
+    def _changes(self, run_id: str, wanted: Mapping[str, Any]) -> dict[str, Any]:
+        """``wanted``, or nothing when this process last wrote every one of those values."""
+        known = self._written.get(run_id)
+        if known is not None and all(getattr(known, k) == v for k, v in wanted.items()):
+            return {}
+        return dict(wanted)
+
+    def _update_run(
+        self, conn: Connection, run_id: str, wanted: Mapping[str, Any]
+    ) -> tuple[Run, dict[str, Any] | None]:
+        """Write ``wanted`` to the run's row (read and locked in ``conn``'s transaction): the
+        run as written, and the ``run.update`` event to append in the same transaction (None
+        when nothing changed). Every fact of a run is chained: ``audit verify`` derives the row
+        from these events. The caller remembers the run once the transaction committed."""
+        run = self._locked_run(conn, run_id)
+        fields: dict[str, Any] = {k: v for k, v in wanted.items() if v != getattr(run, k)}
+        if not fields:
+            return run, None
+        conn.execute(_SET_RUN, {"run": run_id, **fields})
+        now = utcnow()
+        update = {
+            "run_id": run_id,
+            "api_key": run.api_key,
+            "step": "run.update",
+            "outcome": "ok",
+            "started_at": now,
+            "finished_at": now,
+            "actor": run.actor,
+            "detail": fields,
+        }
+        return replace(run, **fields), update
 
     def finish_run(
         self,
@@ -265,6 +295,29 @@ class AuditLog:
         limit: int | None = None,
         newest_first: bool = True,
     ) -> list[Run]:
+        with translate_errors("list runs", self.engine), self.engine.connect() as conn:
+            return self.runs_in(
+                conn,
+                api_key=api_key,
+                statuses=statuses,
+                since=since,
+                until=until,
+                limit=limit,
+                newest_first=newest_first,
+            )
+
+    def runs_in(
+        self,
+        conn: Connection,
+        *,
+        api_key: str | None = None,
+        statuses: list[RunStatus] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[Run]:
+        """``runs`` read in ``conn`` (with other reads, one checkout for them all)."""
         runs = _RUNS.c
         query = sa.select(_RUNS)
         if api_key is not None:
@@ -280,8 +333,7 @@ class AuditLog:
         query = query.order_by(order, runs.id)
         if limit is not None:
             query = query.limit(limit)
-        with translate_errors("list runs", self.engine), self.engine.connect() as conn:
-            return [Run.from_row(r) for r in conn.execute(query).all()]
+        return [Run.from_row(r) for r in conn.execute(query).all()]
 
     def unfinished_runs(self, api_key: str | None = None) -> list[Run]:
         """Runs a crash left ``running`` (oldest first): they must be resumed before new ones."""
@@ -289,6 +341,12 @@ class AuditLog:
 
     def awaiting_revoke(self, api_key: str | None = None) -> list[Run]:
         return self._open_runs(RunStatus.AWAITING_REVOKE, api_key)
+
+    def open_runs(self, api_key: str) -> list[Run]:
+        """The key's runs still running or awaiting revocation, oldest first: what a rotation
+        asks before it starts, in one query (``unfinished_runs`` and ``awaiting_revoke``)."""
+        with translate_errors("list runs", self.engine), self.engine.connect() as conn:
+            return [Run.from_row(r) for r in conn.execute(_KEY_OPEN_RUNS, {"key": api_key})]
 
     def _open_runs(self, status: RunStatus, api_key: str | None) -> list[Run]:
         """A key's runs in ``status``, oldest first (every rotation asks: one cached query)."""
@@ -416,7 +474,11 @@ class AuditLog:
         vault_version: int | None = None,
         error: str | None = None,
         detail: dict[str, Any] | None = None,
+        run_changes: Mapping[str, str | None] | None = None,
     ) -> Event:
+        """Append one event. ``run_changes``: fields of run ``run_id``'s summary (its secret
+        ids) that a rotation step learnt, written with the step's event in one transaction, as
+        ``update_run`` would (a ``run.update`` event before it), not in one of their own."""
         entry = EventFields(
             step=step,
             outcome=outcome,
@@ -431,8 +493,18 @@ class AuditLog:
             error=error,
             detail=detail,
         )
+        changes = self._changes(run_id, run_changes) if run_id and run_changes else {}
+        run: Run | None = None
         with translate_errors(f"record step {step}", self.engine), self.engine.begin() as conn:
-            return audit_chain.append_many(conn, self.outbox, [_fields(entry)])[0]
+            batch = [_fields(entry)]
+            if changes:
+                assert run_id is not None
+                run, update = self._update_run(conn, run_id, changes)
+                batch = batch if update is None else [update, *batch]
+            event = audit_chain.append_many(conn, self.outbox, batch)[-1]
+        if run is not None:
+            self._remember(run)
+        return event
 
     def record_many(self, entries: Sequence[EventFields]) -> list[Event]:
         """``record`` for many events (the daemon's discovery of 10,000 keys): the very rows one

@@ -33,15 +33,16 @@ from rotator.lease import Lease, LeaseInfo, Leases
 from rotator.protocol import Observed
 from rotator.runio import (
     Deps,
+    Known,
     RunIO,
     RunRecord,
     no_boundary,
-    promised_until,
+    promised_by,
     revoke_after_of,
     supersede,
 )
 from rotator.steps import grace_error, revoke_now, walk
-from rotator.vault import VaultStore
+from rotator.vault import RotationState, VaultStore
 from rotator.vonage import VonageClient
 
 log = structlog.get_logger("rotator.rotation")
@@ -137,9 +138,9 @@ class Rotator:
         lease = self.leases.acquire(api_key, wait=wait, on_wait=on_wait)
         structlog.contextvars.bind_contextvars(api_key=api_key)
         try:
-            resumed += self._resume_all(api_key, lease)
-            if not emergency:
-                self._refuse_inside_grace(api_key)
+            awaiting = self._settle(api_key, lease, resumed)
+            state = None if emergency else self._refuse_inside_grace(api_key, awaiting)
+            named: list[Lease] = []
             run = self.audit.start_run(
                 api_key=api_key,
                 trigger=Trigger.EMERGENCY if emergency else trigger,
@@ -147,35 +148,45 @@ class Rotator:
                 owner=self.leases.owner,
                 reason=reason,
                 emergency=emergency,
+                # fenced: the run is recorded only while this process holds the key's lease
+                within=lambda conn, run_id: named.append(
+                    self.leases.renew(lease, run_id=run_id, conn=conn)
+                ),
             )
-            lease = self.leases.renew(lease, run_id=run.id)
+            lease = named[0]
             if on_start is not None:
                 on_start(run)
-            return Outcome(self._run(run, lease), resumed)
+            return Outcome(self._run(run, lease, Known(state=state, awaiting=awaiting)), resumed)
         finally:
             structlog.contextvars.unbind_contextvars("api_key", "run_id", "step")
             self._release(lease)
+
+    def _settle(self, api_key: str, lease: Lease, resumed: list[Run]) -> list[Run]:
+        """Finish or roll back every run of the key a crash left running (into ``resumed``);
+        the key's runs awaiting revocation then. One query when nothing was left running."""
+        runs = self.audit.open_runs(api_key)
+        unfinished = [run for run in runs if run.status == RunStatus.RUNNING]
+        if unfinished:
+            resumed += [recovery.resume_run(self.deps, run, lease) for run in unfinished]
+            runs = self.audit.open_runs(api_key)
+        return [run for run in runs if run.status == RunStatus.AWAITING_REVOKE]
 
     def grace_until(self, api_key: str, *, emergency: bool = False) -> datetime | None:
         """When the key's previous secret's grace period ends, if it has not yet: Vault's
         ``previous.revoke_after``, or a run awaiting revocation (its old secret may have had no
         value in Vault, yet applications configured by hand may use it until then)."""
         state = self.vault.read_state(api_key)
-        seen = Observed(
-            vonage_ids=(),
-            record_exists=False,
-            record_secret_id=None,
-            previous_id=state.previous.secret_id if state.previous else None,
-            previous_revoke_after=revoke_after_of(state),
-            promised_until=promised_until(self.audit, api_key),
-        )
-        return protocol.grace_until(seen, now=utcnow(), emergency=emergency)
+        return _grace_until(state, self.audit.awaiting_revoke(api_key), emergency=emergency)
 
-    def _refuse_inside_grace(self, api_key: str) -> None:
-        until = self.grace_until(api_key)
+    def _refuse_inside_grace(self, api_key: str, awaiting: list[Run]) -> RotationState:
+        """Vault's state record of the key, read under its lease, unless a grace period
+        refuses the rotation (``GracePeriodActiveError``); the run's inspect step uses it."""
+        state = self.vault.read_state(api_key)
+        until = _grace_until(state, awaiting, emergency=False)
         if until is not None:
             log.info("rotation_postponed", api_key=api_key, grace_until=iso(until))
             raise grace_error(api_key, until)
+        return state
 
     def resume_unfinished(self, api_key: str) -> list[Run]:
         """Finish or roll back every run of ``api_key`` a crash left running."""
@@ -210,13 +221,13 @@ class Rotator:
             for run in self.audit.unfinished_runs(api_key)
         ]
 
-    def _run(self, run: Run, lease: Lease) -> Run:
+    def _run(self, run: Run, lease: Lease, known: Known) -> Run:
         """Walk the step table once; on an error, recovery ends the run."""
         structlog.contextvars.bind_contextvars(run_id=run.id)
         log.info("rotation_started", trigger=run.trigger, emergency=run.emergency)
         io: RunIO | None = None
         try:
-            io = RunIO(self.deps, run, lease, named=True)  # _rotate_once renewed it so
+            io = RunIO(self.deps, run, lease, named=True, known=known)  # named at the start
             return walk(io, RunRecord.begin(self.config, run))
         except LeaseHeldError:
             raise  # fenced out: touch nothing more; the new holder resumes this run
@@ -228,6 +239,18 @@ class Rotator:
             self.leases.release(lease)
         except RotatorError as exc:
             log.warning("lease_release_failed", error=str(exc))
+
+
+def _grace_until(state: RotationState, awaiting: list[Run], *, emergency: bool) -> datetime | None:
+    seen = Observed(
+        vonage_ids=(),
+        record_exists=False,
+        record_secret_id=None,
+        previous_id=state.previous.secret_id if state.previous else None,
+        previous_revoke_after=revoke_after_of(state),
+        promised_until=promised_by(awaiting),
+    )
+    return protocol.grace_until(seen, now=utcnow(), emergency=emergency)
 
 
 __all__ = ["Outcome", "Rotator", "VonageSecretLimitError"]

@@ -161,12 +161,26 @@ def revoke_after_of(state: RotationState) -> datetime | None:
 
 def promised_until(audit: AuditLog, api_key: str) -> datetime | None:
     """The latest ``revoke_after`` of the key's runs awaiting revocation of an old secret."""
+    return promised_by(audit.awaiting_revoke(api_key))
+
+
+def promised_by(awaiting: Sequence[Run]) -> datetime | None:
+    """The latest ``revoke_after`` of ``awaiting`` (runs awaiting revocation of an old secret)."""
     promised = [
-        run.revoke_after
-        for run in audit.awaiting_revoke(api_key)
-        if run.revoke_after is not None and run.old_secret_id
+        run.revoke_after for run in awaiting if run.revoke_after is not None and run.old_secret_id
     ]
     return max(promised, default=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Known:
+    """What a rotation read under the key's lease just before its run started, so the run does
+    not read it again: Vault's state record (None: not read) and the key's runs awaiting
+    revocation. Under the lease nobody else changes either; every Vault write is still
+    check-and-set against the state's version."""
+
+    state: RotationState | None = None
+    awaiting: Sequence[Run] | None = None
 
 
 def supersede(deps: Deps, run: Run, why: str) -> Run:
@@ -204,14 +218,35 @@ def primary_refused(primary: str, exc: VonageAuthError) -> VonageAuthError:
 class RunIO:
     """One run's lease, the primary's credentials, and the audited frame around each step."""
 
-    def __init__(self, deps: Deps, run: Run, lease: Lease, *, named: bool = False) -> None:
-        """``named``: ``lease`` was just renewed naming ``run`` (the first step need not)."""
+    def __init__(
+        self,
+        deps: Deps,
+        run: Run,
+        lease: Lease,
+        *,
+        named: bool = False,
+        known: Known | None = None,
+    ) -> None:
+        """``named``: ``lease`` was just renewed naming ``run`` (the first step need not).
+        ``known``: what the rotation read just before the run (``Known``)."""
         self.deps = deps
+        known = known or Known()
+        self._state = known.state  # for the first inspect only
+        self._awaiting = None if known.awaiting is None else list(known.awaiting)
         self.run = run
         self.lease = lease
         self.admin = deps.vault.credentials(deps.primary)  # who manages the key's secrets
         self.latest: RunRecord | None = None
         self._named = named  # the lease names this run (else the first step's renewal does)
+        self._run_changes: dict[str, str | None] = {}  # written with the step's audit event
+
+    def note_run(self, **changes: str | None) -> None:
+        """Set fields of the run's summary (``old_secret_id``, ``new_secret_id``) with the
+        current step's audit event, in its transaction (``AuditLog.record``): the run row and
+        the step's outcome never disagree, for one transaction instead of two. A crash inside
+        the step leaves the row as before it; resume reads Vault and Vonage then
+        (``protocol.resume``: the staged secret's id in Vault, else a listing)."""
+        self._run_changes.update(changes)
 
     def checkpoint(self, record: RunRecord) -> RunRecord:
         """Remember ``record`` as the run's progress (what recovery starts from)."""
@@ -274,10 +309,23 @@ class RunIO:
             )
         return candidates[0] if candidates else None
 
+    def state(self, api_key: str) -> RotationState:
+        """The key's state record in Vault: read before the run started, the first time."""
+        state, self._state = self._state, None
+        return state if state is not None else self.deps.vault.read_state(api_key)
+
+    def awaiting_revoke(self) -> list[Run]:
+        """The run's key's runs awaiting revocation (read once; only this run, holding the
+        key's lease, changes them: ``close_superseded``)."""
+        if self._awaiting is None:
+            self._awaiting = self.deps.audit.awaiting_revoke(self.run.api_key)
+        return self._awaiting
+
     def close_superseded(self, record: RunRecord, on_vonage: set[str]) -> None:
         """Runs awaiting revocation whose old secret is gone now are done."""
-        for waiting in self.deps.audit.awaiting_revoke(record.api_key):
+        for waiting in self.awaiting_revoke():
             if waiting.id != record.run.id and waiting.old_secret_id not in on_vonage:
+                self._awaiting = None  # read again next time
                 supersede(self.deps, waiting, f"its old secret was revoked by run {record.run.id}")
 
     @contextmanager
@@ -288,6 +336,7 @@ class RunIO:
         structlog.contextvars.bind_contextvars(step=str(step))
         started = utcnow()
         report = StepReport()
+        self._run_changes = {}
         try:
             yield report
         except BaseException as exc:
@@ -325,6 +374,7 @@ class RunIO:
                 vault_version=report.vault_version,
                 error=error,
                 detail=report.detail or None,
+                run_changes=self._run_changes,
             )
         except RotatorError as audit_exc:
             if exc is None:

@@ -64,7 +64,7 @@ def inspect(io: RunIO, rec: RunRecord) -> RunRecord:
     vault = io.deps.vault
     with io.step(Step.INSPECT) as report:
         record = vault.read_current(rec.api_key)
-        state = vault.read_state(rec.api_key)
+        state = io.state(rec.api_key)
         why = _why_list(io, rec, record, state)
         report.vault_version = record.version if record else None
         report.detail = {
@@ -94,7 +94,7 @@ def _why_list(
     )
     why = must_list(known)
     if why is None:  # the last question costs a database read: asked only when it decides
-        owed = any(r.old_secret_id for r in io.deps.audit.awaiting_revoke(rec.api_key))
+        owed = any(r.old_secret_id for r in io.awaiting_revoke())
         why = must_list(replace(known, owed_revocation=owed))
     return why
 
@@ -105,13 +105,14 @@ def make_room_step(io: RunIO, rec: RunRecord) -> RunRecord:
     with io.step(Step.MAKE_ROOM) as report:
         seen, who, plan = _room(io, rec)
         rec = io.checkpoint(replace(rec, old_id=plan.old_id))
-        deps.audit.update_run(rec.run.id, old_secret_id=plan.old_id)
         report.detail = {"current_id": who.current_id, "old_id": plan.old_id}
         if rec.vault_picture:
             report.detail["listed"] = False  # Vault's picture: the create step's 201 proves it
         if not plan.revoke:
+            io.note_run(old_secret_id=plan.old_id)  # with the step's event: nothing else changed
             report.outcome = "skipped"
             return rec
+        deps.audit.update_run(rec.run.id, old_secret_id=plan.old_id)  # before revoking anything
         report.detail.update(revoked=list(plan.revoke), reason=plan.reason)
         if plan.cut_grace is not None:  # only an emergency gets here: the audit log says so
             report.detail["cut_grace"] = {

@@ -53,7 +53,8 @@ def create(io: RunIO, rec: RunRecord) -> RunRecord:
             rec = replace(rec, vault_picture=False)
         rec = io.checkpoint(replace(rec, new_id=new_id))
         report.secret_id = new_id
-        io.deps.audit.update_run(rec.run.id, new_secret_id=new_id)
+        io.note_run(new_secret_id=new_id)  # with the step's event, failed or not
+        io.deps.boundary("posted:create")
         pending = rec.state.pending
         assert pending is not None
         state = io.deps.vault.update_state(
@@ -61,6 +62,7 @@ def create(io: RunIO, rec: RunRecord) -> RunRecord:
         )
         rec = io.checkpoint(replace(rec, state=state))
         report.vault_version = state.version
+        io.deps.boundary("stored:create")
     return rec
 
 

@@ -279,3 +279,37 @@ def test_kill_after_vonage_refused_a_create_first_post_is_recovered(
     assert state.get("pending") is None
     assert_recovered(world, audit, dead, expected=RunStatus.ROLLED_BACK, in_process=True)
     assert intruder not in world.sim.secret_ids(SUB)
+
+
+@pytest.mark.parametrize(
+    ("database_url", "boundary"),
+    [
+        ("sqlite", "posted:create"),
+        ("sqlite", "stored:create"),
+        pytest.param("postgresql", "stored:create", marks=pytest.mark.postgres),
+    ],
+    indirect=["database_url"],
+)
+def test_kill_inside_create_before_its_event_is_recovered(
+    world: World, audit: AuditLog, database_url: str, boundary: str
+) -> None:
+    """The create step writes the new secret's id to the run row with its own audit event, in
+    one transaction (issue 12). Killed after Vonage's 201 but before that event, the run row
+    names no new secret yet, with Vault's pending record naming it (``stored``) or not yet
+    (``posted``): the next run still finds it (from Vault, else by listing), verifies it and
+    promotes it, and the run row and its chained events agree throughout."""
+    seed(world)
+    dead = kill_at(world, KEYS, boundary)
+    for key in KEYS:
+        killed = first_run(audit, key)
+        assert killed.new_secret_id is None, key
+        steps = [e.step for e in audit.events(run_id=killed.id)]
+        assert "create" not in steps, (key, steps)
+        assert "run.update" in steps, (key, steps)  # make room's old id, with its event
+        pending = (world.vault_record(key, "rotator-state") or {}).get("pending") or {}
+        created = set(world.sim.secret_ids(key)) - {killed.old_secret_id}
+        assert len(created) == 1, key
+        assert pending.get("secret_id") == (created.pop() if boundary == "stored:create" else None)
+    assert audit.verify_chain().ok
+    sqlite = database_url.startswith("sqlite")
+    assert_recovered(world, audit, dead, expected=RunStatus.SUCCEEDED, in_process=sqlite)

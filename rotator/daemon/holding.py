@@ -47,8 +47,7 @@ class HoldCheck:
         """When a pause or the stuck rule holds a due key: when to look again (a pause can be
         lifted early by ``rotator resume`` on any host, so never later than a recheck)."""
         max_attempts = self._config.rotation.max_attempts
-        pause = self._holds.pause_for(key, now)
-        failures = self._holds.failures(key, max_attempts)
+        pause, failures = self._holds.check(key, now, max_attempts)
         stuck = pause is None and failures >= max_attempts
         self._keys.set_hold(key, paused=pause.describe() if pause else None, stuck=stuck)
         self._metrics.paused.labels(api_key=key).set(1 if pause else 0)
