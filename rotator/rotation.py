@@ -30,6 +30,7 @@ from rotator.errors import (
     VonageSecretLimitError,
 )
 from rotator.lease import Lease, LeaseInfo, Leases
+from rotator.primary import PrimarySecret
 from rotator.protocol import Observed
 from rotator.runio import (
     Deps,
@@ -80,7 +81,13 @@ class Rotator:
     ) -> None:
         self.config = config
         parts = Deps(config=config, vault=vault, vonage=vonage, audit=audit, leases=leases)
-        self.deps = replace(parts, sleep=sleep, clock=clock, boundary=boundary)
+        self.deps = replace(
+            parts,
+            sleep=sleep,
+            clock=clock,
+            boundary=boundary,
+            primary_secret=PrimarySecret(vault, config.vonage.primary_api_key),
+        )
         self.audit, self.leases, self.vault = audit, leases, vault
 
     @property

@@ -24,6 +24,7 @@ from rotator.clock import parse, utcnow
 from rotator.config import Config
 from rotator.errors import RotationError, RotatorError, VonageAuthError, VonageError
 from rotator.lease import Lease, Leases
+from rotator.primary import PrimarySecret
 from rotator.protocol import Observed, Step, created_candidates
 from rotator.secret import Credentials, Secret
 from rotator.vault import CurrentRecord, RotationState, VaultStore
@@ -49,10 +50,17 @@ class Deps:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     boundary: Callable[[str], None] = no_boundary  # called with before:<step> / after:<step>
+    primary_secret: PrimarySecret | None = None  # shared by the runs (None: each reads Vault)
 
     @property
     def primary(self) -> str:
         return self.config.vonage.primary_api_key
+
+    def admin(self, *, fresh: bool = False) -> Credentials:
+        """The primary's credentials: the runs' shared copy, or (``fresh``) Vault's record."""
+        if self.primary_secret is None:
+            return self.vault.credentials(self.primary)
+        return self.primary_secret.read() if fresh else self.primary_secret.get()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -235,7 +243,7 @@ class RunIO:
         self._awaiting = None if known.awaiting is None else list(known.awaiting)
         self.run = run
         self.lease = lease
-        self.admin = deps.vault.credentials(deps.primary)  # who manages the key's secrets
+        self.admin = deps.admin()  # who manages the key's secrets
         self.latest: RunRecord | None = None
         self._named = named  # the lease names this run (else the first step's renewal does)
         self._run_changes: dict[str, str | None] = {}  # written with the step's audit event
@@ -262,7 +270,13 @@ class RunIO:
         self._named = self._named or run_id is not None
 
     def refresh_admin(self) -> None:
-        self.admin = self.deps.vault.credentials(self.deps.primary)
+        self.admin = self.deps.admin(fresh=True)
+
+    def use_admin(self, creds: Credentials) -> None:
+        """This run made ``creds`` the primary's current secret: every run uses it from now."""
+        self.admin = creds
+        if self.deps.primary_secret is not None:
+            self.deps.primary_secret.use(creds)
 
     def as_admin(self, call: Callable[[Credentials], T]) -> T:
         """Call Vonage as the primary. If refused, re-read the primary's secret and retry once:
@@ -271,7 +285,7 @@ class RunIO:
         try:
             return call(self.admin)
         except VonageAuthError as exc:
-            fresh = self.deps.vault.credentials(self.deps.primary)
+            fresh = self.deps.admin(fresh=True)
             if fresh == self.admin:
                 raise primary_refused(self.deps.primary, exc) from None
             log.info("primary_secret_changed", detail="retrying with the primary's new secret")

@@ -350,7 +350,7 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
         # Otherwise the primary's current one, re-read if refused (a concurrent rotation of
         # the primary may revoke it while this step waits out a 429: see RunIO.as_admin).
         if rec.api_key == deps.primary:
-            io.admin = Credentials(deps.primary, record.api_secret)
+            io.use_admin(Credentials(deps.primary, record.api_secret))
         targets, known = _revoke_targets(io, rec)
         settled = True
         for secret_id in targets:
