@@ -86,6 +86,7 @@ _NEW_RUN: Final = sa.insert(_RUNS)
 _RUN: Final = sa.select(_RUNS).where(_RUNS.c.id == sa.bindparam("run"))
 _RUN_LOCKED: Final = _RUN.with_for_update()
 _SET_RUN: Final = sa.update(_RUNS).where(_RUNS.c.id == sa.bindparam("run"))  # SET: given keys
+_SET_RUN_RETURNING: Final = _SET_RUN.returning(*_RUNS.c)
 _KEY_RUNS: Final = (
     sa.select(_RUNS)
     .where(_RUNS.c.api_key == sa.bindparam("key"), _RUNS.c.status == sa.bindparam("status"))
@@ -223,7 +224,10 @@ class AuditLog:
         error: str | None = None,
         actor: str | None = None,
         revoke_after: datetime | None = None,
+        within: Callable[[Connection], None] | None = None,
     ) -> Run:
+        """Record the run's end (or its new status). ``within(conn)`` is called in the same
+        transaction (a rotation releases the key's lease there: one transaction, not two)."""
         error = scrub(error) if error else error  # defence in depth (issue 11)
         now = utcnow()
         after = revoke_after.astimezone(UTC) if revoke_after is not None else None
@@ -231,8 +235,11 @@ class AuditLog:
         if status.terminal:
             values["finished_at"] = now
         with translate_errors("record the run end", self.engine), self.engine.begin() as conn:
-            run = self._locked_run(conn, run_id)
-            conn.execute(_SET_RUN, {"run": run_id, **values})
+            # the row as written (locked by the write: its writers take turns), in one statement
+            row = conn.execute(_SET_RUN_RETURNING, {"run": run_id, **values}).first()
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id} in the audit log")
+            run = Run.from_row(row)
             self._append(
                 conn,
                 run_id=run_id,
@@ -250,6 +257,8 @@ class AuditLog:
                     "revoke_after": iso_or_none(after),
                 },
             )
+            if within is not None:
+                within(conn)
         self._written.pop(run_id, None)  # ended (or awaiting revoke, maybe elsewhere): read again
         self.anchor_head()
         finished = values.get("finished_at", run.finished_at)
@@ -342,11 +351,14 @@ class AuditLog:
     def awaiting_revoke(self, api_key: str | None = None) -> list[Run]:
         return self._open_runs(RunStatus.AWAITING_REVOKE, api_key)
 
-    def open_runs(self, api_key: str) -> list[Run]:
+    def open_runs(self, api_key: str, *, conn: Connection | None = None) -> list[Run]:
         """The key's runs still running or awaiting revocation, oldest first: what a rotation
-        asks before it starts, in one query (``unfinished_runs`` and ``awaiting_revoke``)."""
-        with translate_errors("list runs", self.engine), self.engine.connect() as conn:
+        asks before it starts, in one query (``unfinished_runs`` and ``awaiting_revoke``);
+        ``conn``: read there (the transaction that took the key's lease)."""
+        if conn is not None:
             return [Run.from_row(r) for r in conn.execute(_KEY_OPEN_RUNS, {"key": api_key})]
+        with translate_errors("list runs", self.engine), self.engine.connect() as c:
+            return self.open_runs(api_key, conn=c)
 
     def _open_runs(self, status: RunStatus, api_key: str | None) -> list[Run]:
         """A key's runs in ``status``, oldest first (every rotation asks: one cached query)."""

@@ -91,6 +91,18 @@ def append_many(
         return []
     chains = sorted({chain_of(fields) for fields in batch})
     heads, seqs = audit_heads.locked(conn, chains, len(batch))
+    return _append_locked(conn, outbox, chains, heads, seqs, batch)
+
+
+def _append_locked(
+    conn: Connection,
+    outbox: OutboxWriter | None,
+    chains: Sequence[str],
+    heads: dict[str, tuple[int, str]],
+    seqs: Sequence[int],
+    batch: Sequence[Mapping[str, Any]],
+) -> list[Event]:
+    """``append_many`` once ``chains``' heads are locked and the batch's seqs drawn."""
     rows = [_chained(heads, seq, fields) for seq, fields in zip(seqs, batch, strict=True)]
     _store(conn, chains, rows)
     events = [Event.from_values(row) for row in rows]
@@ -139,32 +151,40 @@ def _chained(
 def fold(conn: Connection, outbox: OutboxWriter | None) -> Head:
     """Record in chain "" the head of every key's chain that moved since the last fold; returns
     the new global head. One folder at a time (chain ""'s lock); appenders of keys go on. The
-    key heads' rows are updated in chain order, the order every appender locks them in."""
-    head = Head(*lock_head(conn, GLOBAL_CHAIN))
-    moved = conn.execute(
-        sa.select(HeadRow.chain, HeadRow.seq, HeadRow.hash).where(
-            HeadRow.chain != GLOBAL_CHAIN, HeadRow.seq > HeadRow.folded_seq
+    key heads' rows are locked in chain order, the order every appender locks them in."""
+    heads, seqs = audit_heads.locked(conn, [GLOBAL_CHAIN], 1)  # "" first; the fold's seq drawn
+    moved = audit_heads.mark_folded(conn)
+    if moved is None:  # SQLite: read what moved, mark it after the event (bytewise chain order)
+        moved = sorted(
+            (str(c), int(s), str(h))
+            for c, s, h in conn.execute(
+                sa.select(HeadRow.chain, HeadRow.seq, HeadRow.hash).where(
+                    HeadRow.chain != GLOBAL_CHAIN, HeadRow.seq > HeadRow.folded_seq
+                )
+            )
         )
-    ).all()
+        marked = False
+    else:
+        marked = True
+    head = Head(*heads[GLOBAL_CHAIN])
     if not moved:
-        return head
-    moved = sorted(moved, key=lambda row: str(row[0]))
+        return head  # a seq drawn and unused (PostgreSQL): a gap, as a rolled-back append leaves
     now = utcnow()
-    event = append(
-        conn,
-        outbox,
-        step=FOLD_STEP,
-        outcome="ok",
-        started_at=now,
-        finished_at=now,
-        detail={"heads": {chain: [seq, hash_] for chain, seq, hash_ in moved}},
-    )
-    conn.execute(
-        sa.update(HeadRow)
-        .where(HeadRow.chain == sa.bindparam("c"))
-        .values(folded_seq=sa.bindparam("s")),
-        [{"c": chain, "s": seq} for chain, seq, _ in moved],
-    )
+    fields = {
+        "step": FOLD_STEP,
+        "outcome": "ok",
+        "started_at": now,
+        "finished_at": now,
+        "detail": {"heads": {chain: [seq, hash_] for chain, seq, hash_ in moved}},
+    }
+    [event] = _append_locked(conn, outbox, [GLOBAL_CHAIN], heads, seqs, [fields])
+    if not marked:
+        conn.execute(
+            sa.update(HeadRow)
+            .where(HeadRow.chain == sa.bindparam("c"))
+            .values(folded_seq=sa.bindparam("s")),
+            [{"c": chain, "s": seq} for chain, seq, _ in moved],
+        )
     return Head(head.chain_seq + 1, event.hash)  # chain "" is locked: nothing came between
 
 

@@ -26,11 +26,12 @@ Heads = dict[str, tuple[int, str]]  # chain -> (chain_seq, hash) of its newest e
 
 _NEXTVAL: Final = sa.text("SELECT nextval('audit_events_seq_seq')")
 _NEXTVALS: Final = sa.text("SELECT nextval('audit_events_seq_seq') FROM generate_series(1, :n)")
-# One chain (every append but a batch): lock the head, then draw the event's seq (after the
+# One chain (every append of a rotation): lock the head, then draw the events' seqs (after the
 # lock, so a chain's seqs ascend), in one round trip instead of two.
 _LOCK_ONE_PG: Final = sa.text(
     "WITH head AS MATERIALIZED (SELECT chain, seq, hash FROM audit_heads WHERE chain = :chain "
-    "FOR UPDATE) SELECT chain, seq, hash, nextval('audit_events_seq_seq') FROM head"
+    "FOR UPDATE) SELECT chain, seq, hash, nextval('audit_events_seq_seq') "
+    "FROM head, generate_series(1, :n)"
 )
 _NEW_HEAD: Final = sa.text(
     "INSERT INTO audit_heads (chain, seq, hash, folded_seq, txid) "
@@ -44,6 +45,14 @@ _NEW_HEADS_PG: Final = sa.text(
 _LOCK_MANY_PG: Final = sa.text(
     "SELECT chain, seq, hash FROM audit_heads WHERE chain = ANY(CAST(:chains AS varchar[])) "
     'ORDER BY chain COLLATE "C" FOR UPDATE'
+)
+# The fold (chain "" locked already): every key head that moved since the last fold, locked in
+# the one order, marked folded at the seq it is recorded at; one statement instead of two.
+_MARK_FOLDED_PG: Final = sa.text(
+    "WITH moved AS MATERIALIZED (SELECT chain FROM audit_heads "
+    "WHERE chain <> '' AND seq > folded_seq ORDER BY chain COLLATE \"C\" FOR UPDATE) "
+    "UPDATE audit_heads AS h SET folded_seq = h.seq FROM moved WHERE h.chain = moved.chain "
+    "RETURNING h.chain, h.seq, h.hash"
 )
 _MOVE_HEAD: Final = sa.text(
     "UPDATE audit_heads SET seq = :seq, hash = :hash, txid = :txid WHERE chain = :chain"
@@ -62,10 +71,11 @@ _MOVE_HEADS_PG: Final = sa.text(  # every row is locked already (lock_heads): no
 
 def locked(conn: Connection, chains: Sequence[str], count: int) -> tuple[Heads, list[int]]:
     """The heads of ``chains`` (sorted), locked, and ``count`` new seqs drawn after the locks."""
-    if count == 1 and _postgres(conn):
-        row = conn.execute(_LOCK_ONE_PG, {"chain": chains[0]}).first()
-        if row is not None:  # else: the chain's first event; its head is made below
-            return {str(row[0]): (int(row[1]), str(row[2]))}, [int(row[3])]
+    if len(chains) == 1 and _postgres(conn):
+        rows = conn.execute(_LOCK_ONE_PG, {"chain": chains[0], "n": count}).all()
+        if rows:  # else: the chain's first event; its head is made below
+            chain, seq, hash_, _ = rows[0]
+            return {str(chain): (int(seq), str(hash_))}, sorted(int(row[3]) for row in rows)
     return lock_heads(conn, chains), next_seqs(conn, count)
 
 
@@ -98,6 +108,16 @@ def _lock(conn: Connection, chains: Sequence[str]) -> Heads:
         query = sa.select(HeadRow.chain, HeadRow.seq, HeadRow.hash).with_for_update()
         rows = conn.execute(query.where(HeadRow.chain.in_(chains)))
     return {str(chain): (int(seq), str(hash_)) for chain, seq, hash_ in rows}
+
+
+def mark_folded(conn: Connection) -> list[tuple[str, int, str]] | None:
+    """PostgreSQL: lock every key head that moved since the last fold (in chain order), set
+    its ``folded_seq`` to its seq, and return (chain, seq, hash) of each, sorted by chain;
+    None elsewhere (SQLite: the caller reads, then marks)."""
+    if not _postgres(conn):
+        return None
+    moved = [(str(c), int(s), str(h)) for c, s, h in conn.execute(_MARK_FOLDED_PG)]
+    return sorted(moved)
 
 
 def move_heads(conn: Connection, chains: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:

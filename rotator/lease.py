@@ -155,13 +155,16 @@ class Leases:
         wait: timedelta = timedelta(0),
         poll: float = 0.2,
         on_wait: Callable[[LeaseInfo], None] | None = None,
+        within: Callable[[Connection], None] | None = None,
     ) -> Lease:
         """Take ``api_key``'s lease, waiting up to ``wait`` for the current holder
-        (``on_wait`` is told once who holds it, so a person at a terminal knows why)."""
+        (``on_wait`` is told once who holds it, so a person at a terminal knows why).
+        ``within(conn)`` runs in the transaction that takes it, once taken (a rotation reads
+        the key's open runs there: one transaction, not two)."""
         deadline = time.monotonic() + wait.total_seconds()
         told = False
         while True:
-            lease, holder = self._try_acquire(api_key)
+            lease, holder = self._try_acquire(api_key, within)
             if lease is not None:
                 return lease
             if on_wait is not None and holder is not None and not told and wait.total_seconds():
@@ -175,15 +178,19 @@ class Leases:
                 )
             time.sleep(poll)
 
-    def _try_acquire(self, api_key: str) -> tuple[Lease | None, LeaseInfo | None]:
+    def _try_acquire(
+        self, api_key: str, within: Callable[[Connection], None] | None = None
+    ) -> tuple[Lease | None, LeaseInfo | None]:
         with translate_errors("take the key's lease", self.engine):
             try:
-                return self._try_acquire_row(api_key)
+                return self._try_acquire_row(api_key, within)
             except IntegrityError:
                 pass  # lost an insert race (caught before translate_errors hides it)
         return None, self.holder(api_key)  # the winner holds it
 
-    def _try_acquire_row(self, api_key: str) -> tuple[Lease | None, LeaseInfo | None]:
+    def _try_acquire_row(
+        self, api_key: str, within: Callable[[Connection], None] | None
+    ) -> tuple[Lease | None, LeaseInfo | None]:
         with self.engine.begin() as c:
             current, now = self._lock_row(c, api_key)  # now: after the row lock
             if current is None:
@@ -197,6 +204,8 @@ class Leases:
                         expires_at=lease.expires_at,
                     )
                 )
+                if within is not None:
+                    within(c)
                 return lease, None
             free = (
                 current.expires_at <= now
@@ -223,6 +232,8 @@ class Leases:
                     run_id=None,
                 )
             )
+            if within is not None:
+                within(c)
             return lease, None
 
     def _lock_row(self, conn: Connection, api_key: str) -> tuple[LeaseInfo | None, datetime]:
@@ -275,14 +286,21 @@ class Leases:
         it stale and renews (fencing); a run renews at most every TTL/4, not at every step."""
         return lease.expires_at - utcnow() > self.ttl * 0.75
 
-    def release(self, lease: Lease) -> None:
-        """Expire the lease now (the row stays, so the fencing token keeps growing)."""
+    def release(self, lease: Lease, *, conn: Connection | None = None) -> None:
+        """Expire the lease now (the row stays, so the fencing token keeps growing); ``conn``:
+        in that connection's transaction (a run's end), else in one of its own."""
+        if conn is not None:
+            self._release(conn, lease)
+            return
         with translate_errors("release the key's lease", self.engine), self.engine.begin() as c:
-            c.execute(
-                sa.update(LeaseRow)
-                .where(LeaseRow.api_key == lease.api_key, LeaseRow.token == lease.token)
-                .values(expires_at=_now_in(c), run_id=None)
-            )
+            self._release(c, lease)
+
+    def _release(self, conn: Connection, lease: Lease) -> None:
+        conn.execute(
+            sa.update(LeaseRow)
+            .where(LeaseRow.api_key == lease.api_key, LeaseRow.token == lease.token)
+            .values(expires_at=_now_in(conn), run_id=None)
+        )
 
     def break_(self, api_key: str) -> LeaseInfo | None:
         """End whoever holds ``api_key``'s lease now, and fence it out (its token is bumped,

@@ -142,10 +142,17 @@ class Rotator:
         resumed: list[Run],
         on_start: Callable[[Run], None] | None = None,
     ) -> Outcome:
-        lease = self.leases.acquire(api_key, wait=wait, on_wait=on_wait)
+        found: list[list[Run]] = []  # the key's open runs, read as its lease is taken
+        lease = self.leases.acquire(
+            api_key,
+            wait=wait,
+            on_wait=on_wait,
+            within=lambda conn: found.append(self.audit.open_runs(api_key, conn=conn)),
+        )
         structlog.contextvars.bind_contextvars(api_key=api_key)
+        released = False
         try:
-            awaiting = self._settle(api_key, lease, resumed)
+            awaiting = self._settle(api_key, lease, resumed, found[-1])
             state = None if emergency else self._refuse_inside_grace(api_key, awaiting)
             named: list[Lease] = []
             run = self.audit.start_run(
@@ -163,15 +170,17 @@ class Rotator:
             lease = named[0]
             if on_start is not None:
                 on_start(run)
-            return Outcome(self._run(run, lease, Known(state=state, awaiting=awaiting)), resumed)
+            ended, released = self._run(run, lease, Known(state=state, awaiting=awaiting))
+            return Outcome(ended, resumed)
         finally:
             structlog.contextvars.unbind_contextvars("api_key", "run_id", "step")
-            self._release(lease)
+            if not released:
+                self._release(lease)
 
-    def _settle(self, api_key: str, lease: Lease, resumed: list[Run]) -> list[Run]:
+    def _settle(self, api_key: str, lease: Lease, resumed: list[Run], runs: list[Run]) -> list[Run]:
         """Finish or roll back every run of the key a crash left running (into ``resumed``);
-        the key's runs awaiting revocation then. One query when nothing was left running."""
-        runs = self.audit.open_runs(api_key)
+        the key's runs awaiting revocation then. ``runs``: the key's open runs, read as the
+        lease was taken (read again only when some were left running)."""
         unfinished = [run for run in runs if run.status == RunStatus.RUNNING]
         if unfinished:
             resumed += [recovery.resume_run(self.deps, run, lease) for run in unfinished]
@@ -228,18 +237,20 @@ class Rotator:
             for run in self.audit.unfinished_runs(api_key)
         ]
 
-    def _run(self, run: Run, lease: Lease, known: Known) -> Run:
-        """Walk the step table once; on an error, recovery ends the run."""
+    def _run(self, run: Run, lease: Lease, known: Known) -> tuple[Run, bool]:
+        """Walk the step table once; on an error, recovery ends the run. The run as it ended,
+        and whether its end released the lease (a run that went all the way does)."""
         structlog.contextvars.bind_contextvars(run_id=run.id)
         log.info("rotation_started", trigger=run.trigger, emergency=run.emergency)
         io: RunIO | None = None
         try:
-            io = RunIO(self.deps, run, lease, named=True, known=known)  # named at the start
-            return walk(io, RunRecord.begin(self.config, run))
+            # named at the start; the end of the walk releases the lease
+            io = RunIO(self.deps, run, lease, named=True, known=known, release=True)
+            return walk(io, RunRecord.begin(self.config, run)), io.released
         except LeaseHeldError:
             raise  # fenced out: touch nothing more; the new holder resumes this run
         except RotatorError as exc:
-            return recovery.fail(self.deps, run, io, exc)
+            return recovery.fail(self.deps, run, io, exc), io is not None and io.released
 
     def _release(self, lease: Lease) -> None:
         try:

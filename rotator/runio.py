@@ -234,9 +234,11 @@ class RunIO:
         *,
         named: bool = False,
         known: Known | None = None,
+        release: bool = False,
     ) -> None:
         """``named``: ``lease`` was just renewed naming ``run`` (the first step need not).
-        ``known``: what the rotation read just before the run (``Known``)."""
+        ``known``: what the rotation read just before the run (``Known``). ``release``: the
+        run's end releases the key's lease in its own transaction (``finish``)."""
         self.deps = deps
         known = known or Known()
         self._state = known.state  # for the first inspect only
@@ -247,6 +249,21 @@ class RunIO:
         self.latest: RunRecord | None = None
         self._named = named  # the lease names this run (else the first step's renewal does)
         self._run_changes: dict[str, str | None] = {}  # written with the step's audit event
+        self._release = release
+        self.released = False  # the lease went with the run's end (``finish``)
+
+    def finish(self, status: RunStatus, *, revoke_after: datetime | None = None) -> Run:
+        """End the run after its last step; with the key's lease when asked (``release``),
+        in the same transaction, so the rotation need not release it in one of its own."""
+        leases, lease = self.deps.leases, self.lease
+        run = self.deps.audit.finish_run(
+            self.run.id,
+            status,
+            revoke_after=revoke_after,
+            within=(lambda conn: leases.release(lease, conn=conn)) if self._release else None,
+        )
+        self.released = self._release  # committed: the run's end and the release alike
+        return run
 
     def note_run(self, **changes: str | None) -> None:
         """Set fields of the run's summary (``old_secret_id``, ``new_secret_id``) with the

@@ -51,7 +51,7 @@ from rotator.protocol import (
 from rotator.runio import RunIO, RunRecord, StepReport, observe
 from rotator.secret import Credentials
 from rotator.steps_create import EMERGENCY_ROUND_STEP, create
-from rotator.vault import CurrentRecord, RotationState, StagedSecret
+from rotator.vault import CurrentRecord, RotationState, StagedSecret, StateChanges
 from rotator.vonage import Reply, SecretInfo
 
 log = structlog.get_logger("rotator.rotation")
@@ -294,11 +294,20 @@ def promote(io: RunIO, rec: RunRecord) -> RunRecord:
         report.vault_version, report.secret_id = version, rec.new_id
         io.deps.audit.update_run(rec.run.id, new_secret_id=rec.new_id)
         # 4: the pending copy is no longer needed, nor any adoption: the record now names the
-        # current secret (clearing adopted_id here is deliberate).
-        state = vault.update_state(
-            rec.api_key, cas=state.version, known=state, pending=None, adopted_id=None
-        )
+        # current secret (clearing adopted_id here is deliberate). A run that revokes the old
+        # secret now drops them with the revoke step's write instead (one Vault write, not
+        # two); meanwhile the pending copy is the current value, and a crash in between is
+        # resumed as a finished promotion (``protocol.resume``), which drops it.
+        if not revokes_now(rec):
+            state = vault.update_state(
+                rec.api_key, cas=state.version, known=state, pending=None, adopted_id=None
+            )
     return replace(rec, state=state, staged=False)
+
+
+def revokes_now(rec: RunRecord) -> bool:
+    """Whether the run revokes its old secret itself (else after the grace period)."""
+    return not (rec.grace_period > timedelta(0) and rec.old_id is not None)
 
 
 def _write_current(io: RunIO, rec: RunRecord) -> int:
@@ -319,7 +328,7 @@ def _write_current(io: RunIO, rec: RunRecord) -> int:
 
 def revoke(io: RunIO, rec: RunRecord) -> RunRecord:
     """Revoke the old secret now, or defer it past the grace period (the daemon does it then)."""
-    if rec.grace_period > timedelta(0) and rec.old_id is not None:
+    if not revokes_now(rec):
         revoke_after = utcnow() + rec.grace_period
         io.deps.audit.record(
             run_id=rec.run.id,
@@ -367,10 +376,13 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
         _check_revoked(rec, targets, remaining)
         io.close_superseded(rec, set(remaining))
         state = rec.state if mine else deps.vault.read_state(rec.api_key)
+        changes: StateChanges = {}
         if state.previous is not None and state.previous.secret_id not in remaining:
-            state = deps.vault.update_state(
-                rec.api_key, cas=state.version, known=state, previous=None
-            )
+            changes["previous"] = None
+        if state.pending is not None and state.pending.run_id == rec.run.id:
+            changes["pending"] = changes["adopted_id"] = None  # what promote left to this write
+        if changes:
+            state = deps.vault.update_state(rec.api_key, cas=state.version, known=state, **changes)
         report.vault_version = state.version
     return replace(rec, state=state)
 
@@ -453,8 +465,6 @@ def walk(io: RunIO, rec: RunRecord, start: Step = Step.INSPECT) -> Run:
     for _, step in TABLE[names.index(start) :]:
         rec = io.checkpoint(step(io, rec))
     if rec.revoke_after is not None:
-        return io.deps.audit.finish_run(
-            rec.run.id, RunStatus.AWAITING_REVOKE, revoke_after=rec.revoke_after
-        )
+        return io.finish(RunStatus.AWAITING_REVOKE, revoke_after=rec.revoke_after)
     log.info("rotation_succeeded", new_secret_id=rec.new_id)
-    return io.deps.audit.finish_run(rec.run.id, RunStatus.SUCCEEDED)
+    return io.finish(RunStatus.SUCCEEDED)

@@ -313,3 +313,22 @@ def test_kill_inside_create_before_its_event_is_recovered(
     assert audit.verify_chain().ok
     sqlite = database_url.startswith("sqlite")
     assert_recovered(world, audit, dead, expected=RunStatus.SUCCEEDED, in_process=sqlite)
+
+
+@SQLITE
+def test_kill_between_promote_and_revoke_leaves_the_pending_copy_for_resume(
+    world: World, audit: AuditLog
+) -> None:
+    """A run that revokes at once drops the pending copy with the revoke step's Vault write,
+    not at promote (issue 12: one write less). Killed in between, Vault's pending copy is the
+    current secret itself; the next run resumes a finished promotion, drops it, and revokes."""
+    seed(world)
+    dead = kill_at(world, [SUB], "after:promote")
+    current = world.vault_record(SUB) or {}
+    state = world.vault_record(SUB, "rotator-state") or {}
+    assert state["pending"]["secret_id"] == current["secret_id"]
+    assert state["previous"]["secret_id"] == first_run(audit, SUB).old_secret_id
+    assert_recovered(world, audit, dead, expected=RunStatus.SUCCEEDED, in_process=True)
+    state = world.vault_record(SUB, "rotator-state") or {}
+    assert state.get("pending") is None
+    assert state.get("previous") is None

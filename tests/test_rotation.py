@@ -13,6 +13,7 @@ import httpx
 
 from rotator.audit import RunStatus
 from rotator.errors import NoWorkingSecretError
+from rotator.lease import Leases
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
 from tests.invariants import violations
 
@@ -40,6 +41,20 @@ def test_step_boundary_hears_before_and_after_every_step(world: World) -> None:
         for step in STEPS[1:-1]
         for when in ("before", *inside.get(step, []), "after")
     ]
+
+
+def test_a_finished_run_leaves_the_key_free_and_its_end_recorded(world: World) -> None:
+    """The run's end releases the key's lease in the transaction that records it (issue 12):
+    after the rotation nobody holds the key, the lease names no run, and another process takes
+    it at once (token one higher)."""
+    world.seed_primary()
+    outcome, services = rotate(world, SUB)
+    assert outcome.run.status == RunStatus.SUCCEEDED
+    holder = services.leases.holder(SUB)
+    assert holder is not None
+    assert (holder.active, holder.run_id) == (False, None)
+    other = Leases(services.engine, ttl=timedelta(minutes=5), owner="elsewhere:1:x")
+    assert other.acquire(SUB).token == holder.token + 1
 
 
 def test_primary_rotation_replaces_the_secret_everywhere(world: World) -> None:
