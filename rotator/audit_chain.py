@@ -113,10 +113,12 @@ def _append_locked(
 
 
 def _store(conn: Connection, chains: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` and move their chains' heads to them: on PostgreSQL one statement for
-    one event (every append but a batch), else the INSERT and then the heads' UPDATE."""
-    if len(rows) == 1 and conn.dialect.name == "postgresql":
-        conn.execute(_APPEND_ONE_PG, {f"e_{name}": value for name, value in rows[0].items()})
+    """Insert ``rows`` and move their chains' heads to them: on PostgreSQL one statement per
+    event of one chain (a rotation's appends: one or two events), else the INSERT and then the
+    heads' UPDATE."""
+    if len(chains) == 1 and len(rows) <= 2 and conn.dialect.name == "postgresql":
+        for row in rows:  # in order: the head ends at the last
+            conn.execute(_APPEND_ONE_PG, {f"e_{name}": value for name, value in row.items()})
         return
     conn.execute(_INSERT, rows)  # values as parameters: one statement, compiled once
     audit_heads.move_heads(conn, chains, rows)

@@ -136,7 +136,8 @@ def move_heads(conn: Connection, chains: Sequence[str], rows: Sequence[Mapping[s
         {"chain": h["chain"], "seq": h["chain_seq"], "hash": h["hash"], "txid": h["seq"]}
         for h in heads
     ]
-    conn.execute(_MOVE_HEAD_PG if _postgres(conn) else _MOVE_HEAD, moves)
+    statement = _MOVE_HEAD_PG if _postgres(conn) else _MOVE_HEAD
+    conn.execute(statement, moves[0] if len(moves) == 1 else moves)  # one: no executemany
 
 
 def next_seqs(conn: Connection, count: int) -> list[int]:

@@ -7,6 +7,7 @@ Libraries that log through the standard library (APScheduler) join the same stre
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -35,10 +36,17 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=1024)
+def _sensitive(key: str) -> bool:
+    """Whether a field of this name is masked whatever it holds (a log line's field names
+    repeat: the pattern is matched once per name)."""
+    return SENSITIVE_KEYS.search(key) is not None and key not in SAFE_KEYS
+
+
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask sensitive keys and every secret value this process knows, wherever it appears."""
     for key in list(event):
-        if SENSITIVE_KEYS.search(key) and key not in SAFE_KEYS and event[key] is not None:
+        if _sensitive(key) and event[key] is not None:
             event[key] = MASK
         else:
             event[key] = _scrub(event[key])

@@ -17,10 +17,10 @@ MASK: Final = "********"
 
 _known: set[str] = set()
 _known_lock = threading.Lock()
-# The same values by length, for ``mask_known``: replaced (under the lock), never changed in
-# place, so a reader takes it without the lock. Every log line is scrubbed, and a bulk run
-# knows a thousand secrets: a line must not cost a thousand substring searches (issue 12).
-_by_length: dict[int, frozenset[str]] = {}
+# The same values by length (longest first), for ``mask_known``: replaced (under the lock),
+# never changed in place, so a reader takes it without the lock. Every log line is scrubbed,
+# and a bulk run knows a thousand secrets: a line must not cost a thousand searches (issue 12).
+_by_length: tuple[tuple[int, frozenset[str]], ...] = ()
 
 
 def known_values() -> frozenset[str]:
@@ -37,7 +37,7 @@ def _remember(value: str) -> None:
         _known.add(value)
         buckets = dict(_by_length)
         buckets[len(value)] = buckets.get(len(value), frozenset()) | {value}
-        _by_length = buckets
+        _by_length = tuple(sorted(buckets.items(), reverse=True))
 
 
 def mask_known(text: str) -> str:
@@ -47,12 +47,11 @@ def mask_known(text: str) -> str:
     The same answer as searching ``text`` for each known value, at the cost of whichever is
     cheaper: that search, or looking up each of ``text``'s substrings of each known length."""
     buckets = _by_length
-    if not buckets or len(text) < min(buckets):
+    if not buckets or len(text) < buckets[-1][0]:
         return text
-    for length in sorted(buckets, reverse=True):
+    for length, values in buckets:
         if length > len(text):
             continue
-        values = buckets[length]
         if (len(text) - length + 1) < len(values):
             found = {text[i : i + length] for i in range(len(text) - length + 1)} & values
         else:
