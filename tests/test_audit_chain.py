@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,19 @@ def test_insert_only_role_can_rotate_but_not_rewrite(postgres_url: str, world: W
     with pytest.raises(DBAPIError, match="permission denied"), daemon_engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_events"))
     daemon_engine.dispose()
+
+
+def test_the_postgresql_append_names_every_event_column() -> None:
+    """PostgreSQL's one-round-trip append is SQL text (issue 12, CPU): a column added to
+    audit_events must be added there too, as a typed bind of the same name."""
+    from rotator.audit_chain import _APPEND_ONE_PG
+    from rotator.models import AuditEventRow
+
+    columns = [c.key for c in AuditEventRow.__table__.columns]
+    named = re.search(r"INSERT INTO audit_events \(([^)]*)\)", str(_APPEND_ONE_PG))
+    assert named is not None
+    assert named.group(1).split(", ") == columns
+    binds = _APPEND_ONE_PG._bindparams
+    assert sorted(binds) == sorted(f"e_{name}" for name in columns)
+    for c in AuditEventRow.__table__.columns:
+        assert type(binds[f"e_{c.key}"].type) is type(c.type), c.key
