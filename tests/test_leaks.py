@@ -9,6 +9,7 @@ does not leak either.
 from __future__ import annotations
 
 import io
+import logging
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -72,12 +73,13 @@ def eventful_history(world: World) -> list[Outcome]:
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """rotator's own logging set-up (JSON, debug) writing into a buffer; restored afterwards."""
-    saved = structlog.get_config()
+    saved, saved_last = structlog.get_config(), logging.lastResort
     stream = io.StringIO()
     logs.configure(format="json", level="debug", stream=stream)
     try:
         yield stream
     finally:
+        logging.lastResort = saved_last
         structlog.configure(**saved)
 
 
