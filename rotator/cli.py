@@ -125,7 +125,7 @@ COMMANDS: Final[dict[str, Entry]] = {
 
 def load_command(name: str) -> Any:
     """``COMMANDS[name]`` as a click command, built as the whole app would build it (plain help,
-    no rich), its callbacks starting the command's logging set-up first."""
+    no rich), each of its callbacks wrapped by ``_starting``."""
     entry = COMMANDS[name]
     module, attribute = entry.target.split(":")
     target = getattr(importlib.import_module(module), attribute)
@@ -135,20 +135,22 @@ def load_command(name: str) -> Any:
     else:
         holder.command(name, help=entry.help)(target)
     command = typer.main.get_group(holder).commands[name]
-    _start_logging_first(command)
+    _wrap_callbacks(command)
     return command
 
 
-def _start_logging_first(command: Any) -> None:
-    """Wrap the callbacks of ``command`` (and its sub-commands): a command's own code runs only
-    once its arguments parsed, so ``--help`` and usage errors never import structlog."""
+def _wrap_callbacks(command: Any) -> None:
     if command.callback is not None:
-        command.callback = _after_structlog(command.callback)
+        command.callback = _starting(command.callback)
     for sub in getattr(command, "commands", {}).values():
-        _start_logging_first(sub)
+        _wrap_callbacks(sub)
 
 
-def _after_structlog(callback: Callable[..., Any]) -> Callable[..., Any]:
+def _starting(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """A callback runs once its command's arguments parsed: only then is structlog imported
+    (without rich) and start-up's pause of the collector ended (``rotator.startup``), so
+    ``--help`` and usage errors do neither."""
+
     @wraps(callback)
     def run(*args: Any, **kwargs: Any) -> Any:
         from rotator import startup
