@@ -9,7 +9,6 @@ does not leak either.
 from __future__ import annotations
 
 import io
-import logging
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,6 +23,7 @@ from rotator.rotation import Outcome
 from rotator.secret import MASK, Credentials, Secret
 from rotator.vault import CurrentRecord, RotationState, StagedSecret
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
+from tests.logcapture import rotator_logs
 from tests.secretscan import database_dump, find, world_secret_values
 
 SUB = "sub00001"
@@ -73,14 +73,8 @@ def eventful_history(world: World) -> list[Outcome]:
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """rotator's own logging set-up (JSON, debug) writing into a buffer; restored afterwards."""
-    saved, saved_last = structlog.get_config(), logging.lastResort
-    stream = io.StringIO()
-    logs.configure(format="json", level="debug", stream=stream)
-    try:
+    with rotator_logs("debug") as stream:
         yield stream
-    finally:
-        logging.lastResort = saved_last
-        structlog.configure(**saved)
 
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
