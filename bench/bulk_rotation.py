@@ -3,8 +3,9 @@
 500 subaccounts (and the primary) on the simulator with 20 ms latency per call and a 50 calls/s
 limit; rotator configured as a user would for bulk: ``vonage.max_calls_per_second`` = the limit,
 ``rotation.max_parallel`` 32 workers (with 3 calls per rotation, 16 leave the limiter idle while
-workers do their Vault and database steps on a loaded machine), every key due (``--once`` rotates never-rotated keys at once), a real OpenBao
-dev server and a SQLite (or PostgreSQL) audit log. Each run starts from scratch.
+workers do their Vault and database steps on a loaded machine), every key due (``--once``
+rotates never-rotated keys at once), a real OpenBao dev server and a SQLite (or PostgreSQL)
+audit log. Each run starts from scratch.
 
 Two scenarios (``--scenario``): ``scheduled`` (the default), every key's current secret and
 its id already in Vault as a previous rotation leaves them, so each rotation creates first

@@ -9,7 +9,12 @@ installation has them: ``bench._common.compile_bytecode``) and stops when the si
 finished answering the DELETE of the key's old secret (its call log is stamped with the same
 monotonic clock). Measured with new secrets propagating at once and after 2 s
 (``propagation_delay``): rotator must not promote a secret before it authenticates, so
-propagation is waited out by polling get-balance.
+propagation is waited out by polling get-balance. The database is migrated once before the
+repetitions (``rotator db upgrade``), as any earlier command or the daemon has done where an
+emergency happens: otherwise the first repetition alone would also time Alembic creating the
+schema. Also shown: start → the new secret created (the POST answered: what start-up costs),
+and the command's CPU time (user + system), which a busy machine inflates far less than wall
+time.
 
 For the daemon the clock starts just before the POST and stops when the simulator itself (its
 Python API, polled every millisecond) no longer lists the old secret.
@@ -20,6 +25,7 @@ Python API, polled every millisecond) no longer lists the old secret.
 
 from __future__ import annotations
 
+import resource
 import time
 from dataclasses import dataclass
 
@@ -31,7 +37,9 @@ from rotator.protocol import verify_schedule
 @dataclass(frozen=True)
 class Attempt:
     to_revoked: float | None  # command start -> DELETE of the old secret answered
+    to_created: float | None  # command start -> POST of the new secret answered
     command: float  # command start -> exit
+    cpu: float  # the command's user + system CPU seconds
     created_to_revoked: float | None  # POST answered -> DELETE answered
     balance_calls: int  # verification attempts (get-balance with the new secret)
     exit_code: int
@@ -41,6 +49,7 @@ def emergency(world: Stack, key: str, rep: int) -> Attempt:
     old = set(world.sim.secret_ids(key))
     world.sim.reset_calls()
     log = world.workdir / f"emergency-{rep}.log"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = now()
     code = run(
         world.command("rotate", key, "--emergency", "--reason", "bench: leaked secret"),
@@ -49,6 +58,7 @@ def emergency(world: Stack, key: str, rep: int) -> Attempt:
         300,
     )
     command = now() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     calls = world.sim.calls
     deletes = [
         c
@@ -62,11 +72,20 @@ def emergency(world: Stack, key: str, rep: int) -> Attempt:
     revoked = max(c.finished for c in deletes) if deletes else None
     return Attempt(
         to_revoked=None if revoked is None else revoked - started,
+        to_created=posts[0].finished - started if posts else None,
         command=command,
+        cpu=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
         created_to_revoked=None if revoked is None or not posts else revoked - posts[0].finished,
         balance_calls=sum(1 for c in calls if c.path.endswith("/get-balance")),
         exit_code=code,
     )
+
+
+def migrate(world: Stack) -> None:
+    """``rotator db upgrade``: the schema an emergency finds wherever rotator already ran."""
+    code = run(world.command("db", "upgrade"), world.env(), world.workdir / "migrate.log", 120)
+    if code != 0:
+        raise SystemExit(f"rotator db upgrade exited {code}: see {world.workdir / 'migrate.log'}")
 
 
 IDLE_BETWEEN = 1.0  # seconds: the default limiter's burst / rate, refilled
@@ -180,16 +199,20 @@ def main() -> None:
     rows = []
     for delay in delays if "cli" in paths else []:
         with stack(subaccounts=1, propagation_delay=delay, database=opts.database) as world:
+            migrate(world)
             attempts = [emergency(world, key, rep) for rep in range(opts.reps)]
         revoked = [a.to_revoked for a in attempts if a.to_revoked is not None]
         tail = [a.created_to_revoked for a in attempts if a.created_to_revoked is not None]
+        created = [a.to_created for a in attempts if a.to_created is not None]
         rows.append(
             [
                 f"{delay:g}",
                 len(attempts),
                 *summary(revoked),
+                summary(created)[1],
                 summary(tail)[1],
                 summary([a.command for a in attempts])[1],
+                summary([a.cpu for a in attempts])[1],
                 f"{sum(a.balance_calls for a in attempts) / len(attempts):.1f}",
                 sum(1 for a in attempts if a.exit_code != 0 or a.to_revoked is None),
             ]
@@ -200,8 +223,10 @@ def main() -> None:
         "start→revoked min s",
         "median s",
         "max s",
+        "start→created median s",
         "created→revoked median s",
         "command median s",
+        "command CPU median s",
         "verify calls/run",
         "failures",
     )

@@ -172,6 +172,9 @@ class EventsConfig(Section):
     retry_base: Duration = timedelta(seconds=5)
     retry_max: Duration = timedelta(hours=1)
     poll_interval: Duration = timedelta(seconds=2)
+    # Delivered rows are the delivery log; None keeps them for ever (the audit log is the
+    # record of what happened either way).
+    keep_delivered: Duration | None = None
 
     @model_validator(mode="after")
     def _distinct(self) -> EventsConfig:
@@ -181,6 +184,8 @@ class EventsConfig(Section):
             raise ValueError(f"endpoints must differ (give each a 'name'): {', '.join(twice)}")
         if self.retry_base <= timedelta(0) or self.retry_max < self.retry_base:
             raise ValueError("need 0 < retry_base <= retry_max")
+        if self.keep_delivered is not None and self.keep_delivered < timedelta(hours=1):
+            raise ValueError("keep_delivered must be at least 1h (or null: keep for ever)")
         return self
 
 

@@ -1,8 +1,10 @@
 """structlog set-up: JSON lines to stdout (console renderer on a TTY), ``run_id``/``api_key``/
 ``step`` bound through contextvars, and a redaction processor as the last line of defence.
 
-Libraries that log through the standard library (APScheduler) join the same stream as
-``library_log`` lines, rendered by the same processors through structlog's ``ProcessorFormatter``.
+Libraries that log through the standard library join the same stream as ``library_log`` lines,
+rendered by the same processors (redaction included) through structlog's ``ProcessorFormatter``:
+APScheduler's warnings, and any other library's warning no handler takes (Python would print it
+unredacted on stderr).
 """
 
 from __future__ import annotations
@@ -123,3 +125,6 @@ def _route_library_logs(stream: TextIO, renderer: Any, level: int) -> None:
         logger.addHandler(handler)
         logger.setLevel(level)
         logger.propagate = False
+    # Any other library's warning that no handler takes (httpx, SQLAlchemy, psycopg...) would
+    # reach Python's last-resort handler: a plain, unredacted line on stderr. It takes this one.
+    logging.lastResort = handler

@@ -186,7 +186,8 @@ class LeaseRow(Base):
 
 class OutboxRow(Base):
     """One event for one consumer endpoint, written in the transaction of the audit event it
-    reports; ``id`` orders an endpoint's deliveries. Delivered rows stay, as a delivery log."""
+    reports; ``id`` orders an endpoint's deliveries. Delivered rows stay, as a delivery log, for
+    ``events.keep_delivered`` (for ever by default)."""
 
     __tablename__ = "event_outbox"
 

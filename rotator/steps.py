@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from enum import Enum
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
@@ -361,18 +362,29 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
         if rec.api_key == deps.primary:
             io.use_admin(Credentials(deps.primary, record.api_secret))
         targets, known = _revoke_targets(io, rec)
-        settled = True
-        for secret_id in targets:
-            settled = _revoke_one(io, rec, secret_id, report) and settled
-        listed = not settled or known is None
+        answers = [_revoke_one(io, rec, secret_id, report) for secret_id in targets]
+        listed = known is None or any(a is not Revoked.SETTLED for a in answers)
         if listed:
             remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
         else:
             remaining = [i for i in (known or []) if i not in targets]  # Vonage's 204s said so
-        report.detail = {"revoked": targets, "remaining": remaining, "listed": listed}
+        report.detail = {"listed": listed}
         unknown = [i for i in remaining if i != rec.new_id and i not in targets]
         if unknown:  # nobody recorded them: the audit log names them (and a warning is logged)
             report.detail["unknown"] = unknown
+        swapped = Revoked.VANISHED in answers and known is not None and not rec.emergency
+        if swapped and len(unknown) == 1:
+            # The old secret this run knew of was gone before it revoked it, and a stranger
+            # stands in its place: swapped behind Vault's back. Listing first, a run would have
+            # taken the stranger for the old secret (the one besides its own) and revoked it; so
+            # does this one. (A resumed run knows nothing of its own: it only warns.)
+            report.detail["swapped_in"] = unknown
+            targets = [*targets, *unknown]
+            if _revoke_one(io, rec, unknown[0], report) is Revoked.SETTLED:
+                remaining = [i for i in remaining if i != unknown[0]]
+            else:
+                remaining = [s.id for s in io.list_secrets(rec.api_key)[0]]
+        report.detail.update(revoked=targets, remaining=remaining)
         _check_revoked(rec, targets, remaining)
         io.close_superseded(rec, set(remaining))
         state = rec.state if mine else deps.vault.read_state(rec.api_key)
@@ -387,15 +399,22 @@ def revoke_now(io: RunIO, rec: RunRecord) -> RunRecord:
     return replace(rec, state=state)
 
 
-def _revoke_one(io: RunIO, rec: RunRecord, secret_id: str, report: StepReport) -> bool:
-    """Revoke ``secret_id``; True when Vonage's own 204 settled it (no listing needed)."""
+class Revoked(Enum):
+    """What Vonage's answer to one DELETE says."""
+
+    SETTLED = "settled"  # its own 204: gone, no listing needed
+    VANISHED = "vanished"  # 404: gone before this DELETE (a resumed run, by hand, or swapped)
+    AMBIGUOUS = "ambiguous"  # anything else: the listing tells
+
+
+def _revoke_one(io: RunIO, rec: RunRecord, secret_id: str, report: StepReport) -> Revoked:
+    """Revoke ``secret_id``; what the answer settles (the listing confirms the rest)."""
     try:
         reply = io.revoke_reply(rec.api_key, secret_id)
     except VonageNotFoundError:
-        # Already gone (a resumed run, or revoked by hand) is fine: the listing confirms it.
-        return False
+        return Revoked.VANISHED
     report.request_id = reply.request_id
-    return reply.revoked
+    return Revoked.SETTLED if reply.revoked else Revoked.AMBIGUOUS
 
 
 def _revoke_targets(io: RunIO, rec: RunRecord) -> tuple[list[str], list[str] | None]:

@@ -97,8 +97,20 @@ def find(values: Mapping[str, str], places: Mapping[str, str | bytes]) -> list[s
             continue
         at = haystack.find(value.encode())
         if at >= 0:
-            found.append(f"{label} in {labels[bisect.bisect_right(starts, at) - 1]}")
+            n = bisect.bisect_right(starts, at) - 1
+            blob = blobs[n]
+            found.append(f"{label} in {labels[n]}: {_context(blob, at - starts[n], value, values)}")
     return found
+
+
+def _context(blob: bytes, at: int, value: str, values: Mapping[str, str]) -> str:
+    """What surrounds a hit, every known value in it masked: enough to tell who wrote it."""
+    around = blob[max(0, at - 80) : at + len(value) + 80].decode(errors="replace")
+    around = around.replace(value, "<THE VALUE>")
+    for other in values.values():
+        if len(other) >= MIN_LENGTH:
+            around = around.replace(other, "<another value>")
+    return repr(around)
 
 
 class SecretLedger:

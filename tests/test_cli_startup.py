@@ -66,7 +66,8 @@ def test_usage_error_loads_no_database_or_client_library() -> None:
 # What `rotator rotate KEY --emergency` never needs: Alembic (the schema is at head: one query),
 # SQLAlchemy's ORM (the tables are Core), hvac/requests (Vault is spoken to over httpx), rich and
 # its pygments (no table; structlog is imported without it), the webhook deliverer and Prometheus
-# (no endpoint configured), APScheduler (no cron schedule), and the daemon's parts.
+# (no endpoint configured), APScheduler (no cron schedule), the daemon's parts, and every other
+# command's module (the CLI imports only the command it runs).
 NOT_ON_THE_ROTATE_PATH = [
     "alembic",
     "apscheduler",
@@ -75,8 +76,22 @@ NOT_ON_THE_ROTATE_PATH = [
     "pygments",
     "requests",
     "rich",
+    "rotator.commands.adopt",
+    "rotator.commands.audit",
+    "rotator.commands.daemon",
+    "rotator.commands.demo",
+    "rotator.commands.events",
+    "rotator.commands.holds",
+    "rotator.commands.inspect",
+    "rotator.commands.lease",
+    "rotator.commands.rollback",
+    "rotator.commands.schema",
+    "rotator.commands.simulate",
     "rotator.control",
     "rotator.daemon",
+    "rotator.devtools.demo",
+    "rotator.devtools.simulate",
+    "rotator.devtools.simulator",
     "rotator.events.deliverer",
     "rotator.httpserver",
     "rotator.statuspage",
@@ -85,17 +100,17 @@ NOT_ON_THE_ROTATE_PATH = [
 ]
 
 MAIN_PROBE = """
-import gc, json, sys
+import gc, json, runpy, sys
 default = gc.get_threshold()
 argv, names = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-from rotator import cli
 sys.argv = ["rotator", *argv]
 try:
-    cli.main()
+    runpy.run_module("rotator", run_name="__main__", alter_sys=True)  # python -m rotator
 except SystemExit as exc:
     code = exc.code
 loaded = sorted(m for m in sys.modules if any(m == n or m.startswith(n + ".") for n in names))
-print(json.dumps({"code": code, "loaded": loaded, "gc": [gc.get_threshold(), default]}))
+gc_state = {"after": gc.get_threshold(), "default": default, "enabled": gc.isenabled()}
+print(json.dumps({"code": code, "loaded": loaded, "gc": gc_state}))
 """
 
 SUB = "sub00001"
@@ -138,11 +153,48 @@ def test_an_emergency_rotation_imports_nothing_it_does_not_need(migrated: World)
 
 
 def test_a_command_collects_garbage_as_usual_once_its_services_are_built(world: World) -> None:
-    """The collector's start-up thresholds end when the command's services are built: the
-    rotation itself runs with the interpreter's defaults."""
+    """The collector, paused while the command line starts, collects again with the
+    interpreter's defaults once the command's services are built: the rotation runs with them."""
     result = _run_main(_seeded(world), ["rotate", SUB, "--emergency", "--reason", "leak"])
-    after, default = result["gc"]  # type: ignore[misc]
-    assert after == default
+    gc_state: dict[str, object] = result["gc"]  # type: ignore[assignment]
+    assert result["code"] == 0
+    assert gc_state["enabled"] is True
+    assert gc_state["after"] == gc_state["default"]
+
+
+def test_a_command_that_builds_no_services_still_collects_garbage(world: World) -> None:
+    """A command that never builds services (`db upgrade`) runs its own code with the
+    collector on (start-up's spaced-out thresholds), not paused as while arguments parse."""
+    result = _run_main(world, ["db", "upgrade"])
+    gc_state: dict[str, object] = result["gc"]  # type: ignore[assignment]
+    assert result["code"] == 0
+    assert gc_state["enabled"] is True
+    assert gc_state["after"] == list(startup.STARTUP_THRESHOLDS)
+
+
+def test_the_collector_pauses_until_the_command_starts_and_nests() -> None:
+    """``begin`` pauses collections; the end of the first ``loading`` block resumes them with
+    start-up's thresholds (a nested block leaves the outer one's pause alone); ``done`` restores
+    the interpreter's thresholds. Run in a fresh interpreter: it changes process-wide state."""
+    probe = """
+import gc, json
+from rotator import startup
+default = gc.get_threshold()
+seen = [gc.isenabled()]
+startup.begin()
+seen.append(gc.isenabled())
+with startup.loading():
+    with startup.loading():
+        pass
+    seen.append(gc.isenabled())
+seen.append(gc.isenabled())
+startup.done()
+print(json.dumps({"seen": seen, "restored": gc.get_threshold() == default}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(done.stdout) == {"seen": [True, False, False, True], "restored": True}
 
 
 def test_a_hostile_api_key_exits_2_before_any_connection(world: World, tmp_path: Path) -> None:

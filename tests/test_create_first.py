@@ -15,6 +15,7 @@ import pytest
 
 from rotator.audit import Event, RunStatus
 from rotator.devtools.simulator import Fault
+from rotator.errors import RotationError
 from rotator.rotation import Outcome, Rotator
 from tests.conftest import PRIMARY, SUBACCOUNTS, World
 from tests.consumers import Application
@@ -252,24 +253,68 @@ def test_an_intruder_beside_a_vanished_current_secret_is_refused_as_before(known
     assert state.get("pending") is None
 
 
-def test_a_swapped_current_secret_is_found_by_the_404_and_listed(known: World) -> None:
-    """Our current secret deleted and an attacker's added in its place: the POST fits (one
-    slot was free), the new secret is verified and promoted, the DELETE of the old one gets a
-    404 and the run lists: the attacker's secret is named in the audit log and a warning."""
-    old = known.sim.secret_ids(SUB)[0]
-    attacker = known.sim.add_secret(SUB, "Attacker1Secret", propagated=True)
-    known.sim.delete_secret(SUB, old)
+def swap_current_for_an_attackers(world: World) -> tuple[str, str]:
+    """Vault's current secret deleted on Vonage and an attacker's added in its place."""
+    old = world.sim.secret_ids(SUB)[0]
+    attacker = world.sim.add_secret(SUB, "Attacker1Secret", propagated=True)
+    world.sim.delete_secret(SUB, old)
+    return old, attacker
+
+
+def test_a_swapped_current_secret_is_found_by_the_404_and_revoked(known: World) -> None:
+    """The POST fits (one slot was free), the new secret is verified and promoted, the DELETE
+    of the old one gets a 404 and the run lists: the attacker's secret stands where the old one
+    was, and is revoked as a run that listed first would have (taking it for the old one)."""
+    old, attacker = swap_current_for_an_attackers(known)
     outcome, calls = calls_during(known, lambda: rotate(known))
-    assert calls[-2:] == [("DELETE", f"{SECRETS}/{old}", 404), ("GET", SECRETS, 200)]
-    assert outcome.run.status == RunStatus.SUCCEEDED
+    assert calls[-3:] == [
+        ("DELETE", f"{SECRETS}/{old}", 404),
+        ("GET", SECRETS, 200),
+        ("DELETE", f"{SECRETS}/{attacker}", 204),
+    ]
     [revoke] = events(known, outcome, "revoke")
     assert revoke.detail is not None
     assert revoke.detail["listed"] is True
-    assert revoke.detail["unknown"] == [attacker]
-    assert known.current_authenticates(SUB)
+    assert revoke.detail["unknown"] == revoke.detail["swapped_in"] == [attacker]
+    assert revoke.detail["revoked"] == [old, attacker]
+    assert revoke.detail["remaining"] == [outcome.run.new_secret_id]
+    assert_rotated(known, outcome)
+
+
+def test_an_ambiguous_answer_about_the_swapped_in_secret_is_confirmed_by_listing(
+    known: World,
+) -> None:
+    """The stranger's DELETE applied but its answer was lost: a second listing shows it gone."""
+    _, attacker = swap_current_for_an_attackers(known)
+    known.sim.inject(
+        Fault(action="reset_after_apply", method="DELETE", path=f"{SECRETS}/{attacker}")
+    )
+    outcome, calls = calls_during(known, lambda: rotate(known))
+    assert calls[-1] == ("GET", SECRETS, 200)
+    [revoke] = events(known, outcome, "revoke")
+    assert revoke.detail is not None
+    assert revoke.detail["remaining"] == [outcome.run.new_secret_id]
+    assert_rotated(known, outcome)
+
+
+def test_a_forged_404_for_the_old_secret_revokes_nothing_else(known: World) -> None:
+    """A spoofed "not found" for the old secret, which is still there: the listing shows it,
+    so nothing was swapped; the run fails on the secret that survived, revokes nothing more,
+    and the new secret stays current and working in Vault."""
+    old = known.sim.secret_ids(SUB)[0]
+    gone = json.dumps({"type": "https://developer.vonage.com/api-errors#not-found"})
+    known.sim.inject(
+        Fault(action="body", method="DELETE", path=f"{SECRETS}/{old}", status=404, body=gone)
+    )
+    before = len(known.sim.calls)
+    with pytest.raises(RotationError, match="survived revocation"):
+        rotate(known)
+    deletes = [(c.path, c.status) for c in known.sim.calls[before:] if c.method == "DELETE"]
+    assert deletes == [(f"{SECRETS}/{old}", 404)]
     record = known.vault_record(SUB)
     assert record is not None
-    assert record["secret_id"] == outcome.run.new_secret_id
+    assert known.sim.secret_ids(SUB) == [old, record["secret_id"]]
+    assert known.current_authenticates(SUB)
 
 
 def test_a_spoofed_key_full_refusal_only_costs_a_listing(known: World) -> None:

@@ -23,6 +23,7 @@ from rotator.rotation import Outcome
 from rotator.secret import MASK, Credentials, Secret, known_values, mask_known
 from rotator.vault import CurrentRecord, RotationState, StagedSecret
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
+from tests.logcapture import rotator_logs
 from tests.secretscan import database_dump, find, world_secret_values
 
 SUB = "sub00001"
@@ -72,13 +73,8 @@ def eventful_history(world: World) -> list[Outcome]:
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """rotator's own logging set-up (JSON, debug) writing into a buffer; restored afterwards."""
-    saved = structlog.get_config()
-    stream = io.StringIO()
-    logs.configure(format="json", level="debug", stream=stream)
-    try:
+    with rotator_logs("debug") as stream:
         yield stream
-    finally:
-        structlog.configure(**saved)
 
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -77,11 +77,11 @@ def rotate(
     from rotator import startup, tls
 
     tls.prepare()  # the CA bundle loads on another core while the rotation's modules import
-    with startup.loading():  # most of what a rotation imports
+    with startup.loading():  # most of what a rotation imports, the database driver included
         from rotator.devtools import pausepoints
         from rotator.services import build
 
-    services = build(get_config(), boundary=pausepoints.from_environment())
+        services = build(get_config(), boundary=pausepoints.from_environment())
     try:
         # before any run is recorded: a sealed Vault is exit 3, a missing token exit 2, no run
         services.vault.health()

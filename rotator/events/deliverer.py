@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,6 +28,7 @@ from rotator.secret import Secret
 
 log = structlog.get_logger("rotator.events")
 
+PURGE_EVERY = 3600.0  # seconds between purges of delivered rows
 LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 _URLISH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 
@@ -120,8 +122,11 @@ class Deliverer:
         http: httpx.Client | None = None,
         metrics: EventMetrics | None = None,
         on_sent: Callable[[Delivery], None] | None = None,
+        keep_delivered: timedelta | None = None,
     ) -> None:
         self.outbox = outbox
+        self.keep_delivered = keep_delivered
+        self._purged_at: float | None = None  # monotonic time of the last purge
         self.endpoints = {e.label: e for e in endpoints}
         self._keys = {e.label: signing.signing_key(e.secret) for e in self.endpoints.values()}
         self.timeout = timeout
@@ -133,7 +138,13 @@ class Deliverer:
     def from_config(cls, config: EventsConfig, outbox: Outbox, **kwargs: Any) -> Deliverer:
         backoff = Backoff(base=config.retry_base, cap=config.retry_max)
         outbox.backoff = backoff
-        return cls(outbox, Endpoint.from_config(config), timeout=config.timeout, **kwargs)
+        return cls(
+            outbox,
+            Endpoint.from_config(config),
+            timeout=config.timeout,
+            keep_delivered=config.keep_delivered,
+            **kwargs,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -153,7 +164,20 @@ class Deliverer:
                     failed += 1
         if self._metrics is not None:
             self._metrics.set_pending(self.outbox.pending_count())
+        self._purge_now_and_then()
         return Result(delivered, failed)
+
+    def _purge_now_and_then(self) -> None:
+        """Drop delivered rows past ``keep_delivered``: at the first pass, then hourly."""
+        now = time.monotonic()
+        if self.keep_delivered is None or (
+            self._purged_at is not None and now - self._purged_at < PURGE_EVERY
+        ):
+            return
+        self._purged_at = now
+        purged = self.outbox.purge_delivered(self.keep_delivered)
+        if purged:
+            log.info("delivered_events_purged", count=purged)
 
     def run_forever(
         self, stop: threading.Event, interval: timedelta = timedelta(seconds=2)

@@ -305,6 +305,26 @@ class Outbox:
         with translate_errors("list event deliveries", self.engine), self.engine.connect() as c:
             return [_delivery(r) for r in c.execute(query).all()]
 
+    def purge_delivered(self, older_than: timedelta, batch: int = 1000) -> int:
+        """Delete rows delivered more than ``older_than`` ago (never a pending one), ``batch``
+        at a time so no transaction holds the table long; how many went."""
+        cutoff = self.clock() - older_than
+        old = (
+            sa.select(OutboxRow.id)
+            .where(OutboxRow.status == DELIVERED, OutboxRow.delivered_at < cutoff)
+            .order_by(OutboxRow.id)
+            .limit(batch)
+        )
+        purged = 0
+        while True:
+            with translate_errors("purge delivered events", self.engine), self.engine.begin() as c:
+                ids = [r[0] for r in c.execute(old).all()]
+                if ids:
+                    c.execute(sa.delete(OutboxRow).where(OutboxRow.id.in_(ids)))
+            purged += len(ids)
+            if len(ids) < batch:
+                return purged
+
     def pending_count(self) -> int:
         query = sa.select(sa.func.count()).select_from(OutboxRow)
         with translate_errors("count event deliveries", self.engine), self.engine.connect() as c:

@@ -6,6 +6,7 @@ The session runs once (module fixture); each test asserts one thing about it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import pytest
 
 from rotator.audit import AuditLog, Run, RunStatus
 from rotator.devtools.devserver import OpenBaoDevServer
+from rotator.devtools.polling import wait_until
 from tests.conftest import PRIMARY, PRIMARY_SECRET, SUBACCOUNTS, World
 from tests.daemon.conftest import DaemonProcess, open_audit, own_world, start_daemon, wait_for
 from tests.invariants import violations
@@ -56,6 +58,16 @@ class Session:
         self.key_pages.append(self.daemon.get(f"/status/keys/{KEYS[1]}").text)
 
 
+def metrics_caught_up(s: Session) -> bool:
+    """/metrics counts at least as many successes per key as the audit log holds."""
+    succeeded = {k: len(s.runs(k, RunStatus.SUCCEEDED)) for k in KEYS}
+    text = s.daemon.get("/metrics").text
+    return all(
+        (metric(text, "rotator_rotations_total", api_key=k, outcome="succeeded") or 0) >= n
+        for k, n in succeeded.items()
+    )
+
+
 @pytest.fixture(scope="module")
 def session(
     openbao: OpenBaoDevServer, vault_admin: hvac.Client, tmp_path_factory: pytest.TempPathFactory
@@ -84,6 +96,10 @@ def session(
                 lambda: all(len(s.runs(k, RunStatus.SUCCEEDED)) > max(seen[k], 1) for k in KEYS),
                 what="another rotation each",
             )
+            # The audit records a success before the daemon's metrics count it: give /metrics
+            # a moment to catch up (no failure here; the metrics tests then judge what it shows).
+            with contextlib.suppress(TimeoutError):
+                wait_until(lambda: metrics_caught_up(s), timeout=10, what="metrics")
             s.snapshot()
             s.current_secrets = [(world.vault_record(k) or {})["api_secret"] for k in KEYS]
             s.exit_code = daemon.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,14 @@ def test_a_missing_or_malformed_secret_names_the_endpoint_not_the_value(
 def test_without_endpoints_the_audit_log_gets_no_writer() -> None:
     """No events configured: nothing changes for the audit log."""
     assert writer_for(config()) is None
+
+
+def test_delivered_rows_are_kept_for_ever_unless_a_keep_of_an_hour_or_more_is_given() -> None:
+    """keep_delivered: none by default (the delivery log stays); a keep shorter than an hour
+    is refused (it would drop rows a slow consumer's operator may still want to look at)."""
+    base = {"vonage": {"primary_api_key": "abcd1234"}}
+    assert parse_config(base).events.keep_delivered is None
+    kept = parse_config({**base, "events": {"keep_delivered": "30d"}})
+    assert kept.events.keep_delivered == timedelta(days=30)
+    with pytest.raises(ConfigError, match="keep_delivered"):
+        parse_config({**base, "events": {"keep_delivered": "5m"}})

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from rotator import clock as rclock
 from rotator.audit import AuditLog, RunStatus
+from rotator.events.deliverer import Deliverer
 from rotator.events.outbox import Backoff, OutboxWriter, Route, enqueue
 from rotator.events.types import EventType
 from tests.events.conftest import Clock, outbox, payload, rows
@@ -111,3 +112,63 @@ def test_backoff_grows_exponentially_with_jitter_up_to_its_cap() -> None:
     delays = [backoff.delay(n, rng).total_seconds() for n in (1, 2, 3, 10)]
     bounds = [(2, 4), (4, 8), (8, 16), (30, 60)]
     assert [lo <= d <= hi for d, (lo, hi) in zip(delays, bounds, strict=True)] == [True] * 4
+
+
+def delivered_and_pending(engine: Engine, clock: Clock) -> dict[str, int]:
+    """Three rows of one endpoint: delivered 40 days ago, delivered 20 days ago, and one
+    written 20 days ago whose attempts keep failing."""
+    box = outbox(engine, clock)
+    ids = {}
+    for name in ("old", "recent", "pending"):
+        with engine.begin() as conn:
+            enqueue(conn, "hooks", EventType.SECRET_ROTATED, {"api_key": name}, at=clock())
+        [row] = box.claim(["hooks"], timedelta(seconds=30))
+        ids[name] = row.id
+        if name == "pending":
+            box.failed(row, "HTTP 500")
+        else:
+            box.delivered(row)
+            clock.advance(timedelta(days=20))
+    return ids
+
+
+def test_delivered_rows_past_their_keep_are_purged_and_pending_ones_never(
+    engine: Engine, clock: Clock
+) -> None:
+    """keep_delivered 30 days: the row delivered 40 days ago goes; the one delivered 20 days
+    ago and the undelivered one (however old it grows) stay."""
+    ids = delivered_and_pending(engine, clock)
+    assert outbox(engine, clock).purge_delivered(timedelta(days=30)) == 1
+    assert [r["id"] for r in rows(engine)] == [ids["recent"], ids["pending"]]
+    clock.advance(timedelta(days=365))
+    assert outbox(engine, clock).purge_delivered(timedelta(days=30)) == 1
+    assert [r["id"] for r in rows(engine)] == [ids["pending"]]
+
+
+def test_a_purge_goes_in_batches(engine: Engine, clock: Clock) -> None:
+    """Many old rows are deleted a batch per transaction, all of them in the end."""
+    box = outbox(engine, clock)
+    for n in range(7):
+        with engine.begin() as conn:
+            enqueue(conn, "hooks", EventType.SECRET_ROTATED, {"api_key": f"k{n}"}, at=clock())
+        box.delivered(box.claim(["hooks"], timedelta(seconds=30))[0])
+    clock.advance(timedelta(days=2))
+    assert box.purge_delivered(timedelta(days=1), batch=3) == 7
+    assert rows(engine) == []
+
+
+def test_the_deliverer_purges_on_its_first_pass_and_then_hourly(
+    engine: Engine, clock: Clock
+) -> None:
+    """With keep_delivered set, a deliverer's pass purges (the first at once, then at most once
+    an hour of its own time); without it, nothing is ever deleted."""
+    ids = delivered_and_pending(engine, clock)
+    clock.advance(timedelta(days=15))  # "recent" is 35 days old now, "old" 55
+    Deliverer(outbox(engine, clock), []).run_once()
+    assert len(rows(engine)) == 3
+    keeping = Deliverer(outbox(engine, clock), [], keep_delivered=timedelta(days=50))
+    keeping.run_once()
+    assert [r["id"] for r in rows(engine)] == [ids["recent"], ids["pending"]]
+    clock.advance(timedelta(days=30))
+    keeping.run_once()  # within the hour: no second purge yet
+    assert [r["id"] for r in rows(engine)] == [ids["recent"], ids["pending"]]
