@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tests.conftest import World
 
 MIN_LENGTH = 8  # Vonage's minimum: shorter strings would match ordinary words
+HIT = "<THE VALUE>"  # where a hit was, in what a LEAK line shows around it
 
 
 def vault_versions(world: World, path: str) -> list[dict[str, Any]]:
@@ -104,13 +105,16 @@ def find(values: Mapping[str, str], places: Mapping[str, str | bytes]) -> list[s
 
 
 def _context(blob: bytes, at: int, value: str, values: Mapping[str, str]) -> str:
-    """What surrounds a hit, every known value in it masked: enough to tell who wrote it."""
-    around = blob[max(0, at - 80) : at + len(value) + 80].decode(errors="replace")
-    around = around.replace(value, "<THE VALUE>")
+    """80 characters either side of a hit, every known value masked: enough to tell who wrote
+    it. Masked in a wider slice first, so no value cut by the window's edge shows a part."""
+    margin = 80 + max(len(v) for v in values.values())
+    wide = blob[max(0, at - margin) : at + len(value) + margin].decode(errors="replace")
+    wide = wide.replace(value, HIT)
     for other in values.values():
         if len(other) >= MIN_LENGTH:
-            around = around.replace(other, "<another value>")
-    return repr(around)
+            wide = wide.replace(other, "<another value>")
+    hit = wide.index(HIT)
+    return repr(wide[max(0, hit - 80) : hit + len(HIT) + 80])
 
 
 class SecretLedger:

@@ -164,11 +164,16 @@ def test_the_deliverer_purges_on_its_first_pass_and_then_hourly(
     an hour of its own time); without it, nothing is ever deleted."""
     ids = delivered_and_pending(engine, clock)
     clock.advance(timedelta(days=15))  # "recent" is 35 days old now, "old" 55
-    Deliverer(outbox(engine, clock), []).run_once()
-    assert len(rows(engine)) == 3
+    keeping_all = Deliverer(outbox(engine, clock), [])
     keeping = Deliverer(outbox(engine, clock), [], keep_delivered=timedelta(days=50))
-    keeping.run_once()
-    assert [r["id"] for r in rows(engine)] == [ids["recent"], ids["pending"]]
-    clock.advance(timedelta(days=30))
-    keeping.run_once()  # within the hour: no second purge yet
-    assert [r["id"] for r in rows(engine)] == [ids["recent"], ids["pending"]]
+    try:
+        keeping_all.run_once()
+        assert len(rows(engine)) == 3
+        keeping.run_once()
+        assert [r["id"] for r in rows(engine)] == [ids["recent"], ids["pending"]]
+        clock.advance(timedelta(days=30))
+        keeping.run_once()  # within the hour: no second purge yet
+        assert [r["id"] for r in rows(engine)] == [ids["recent"], ids["pending"]]
+    finally:
+        keeping_all.close()
+        keeping.close()
